@@ -18,12 +18,14 @@ Answer metrics: citation match (the answer cites a truth source) always; grounde
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import re
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -73,9 +75,9 @@ class CaseResult:
 
 
 # A chat backend takes a request body of the chat protocol and returns the response body.
-ChatBackend = Callable[[dict[str, Any]], dict[str, Any]]
+ChatBackend = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 # A judge takes a prompt and returns the model's reply text.
-Judge = Callable[[str], str]
+Judge = Callable[[str], Awaitable[str]]
 
 
 # ---- Input ----
@@ -170,32 +172,34 @@ ANSWER:
 {answer}"""
 
 
-def judged_score(judge: Judge, prompt: str) -> int:
-    reply = judge(prompt)
+async def judged_score(judge: Judge, prompt: str) -> int:
+    reply = await judge(prompt)
     match = SCORE.search(reply or "")
     if not match:
         raise ValueError(f"the judge's reply has no score from 1 to 5: {reply[:80]!r}")
     return int(match.group(1))
 
 
-def judge_answer(result: CaseResult, judge: Judge) -> None:
+async def judge_answer(result: CaseResult, judge: Judge) -> None:
     sources = "\n".join(result.data_points) or "(none)"
     try:
-        result.groundedness = judged_score(judge, GROUNDEDNESS_PROMPT.format(sources=sources, answer=result.answer))
-        result.relevance = judged_score(judge, RELEVANCE_PROMPT.format(question=result.question, answer=result.answer))
+        result.groundedness = await judged_score(
+            judge, GROUNDEDNESS_PROMPT.format(sources=sources, answer=result.answer))
+        result.relevance = await judged_score(
+            judge, RELEVANCE_PROMPT.format(question=result.question, answer=result.answer))
     except Exception as error:  # noqa: BLE001 - a judge failure costs one score, not the whole run
         result.judge_error = f"{type(error).__name__}: {error}"
 
 
 # ---- Running ----
 
-def evaluate_case(case: Case, chat: ChatBackend, overrides: dict[str, Any], judge: Judge | None) -> CaseResult:
+async def evaluate_case(case: Case, chat: ChatBackend, overrides: dict[str, Any], judge: Judge | None) -> CaseResult:
     result = CaseResult(line=case.line, question=case.question, truth=case.truth,
                         truth_sources=cited_sources(case.truth))
     request = {"messages": [{"role": "user", "content": case.question}], "context": {"overrides": overrides}}
     started = time.perf_counter()
     try:
-        response = chat(request)
+        response = await chat(request)
     except Exception as error:  # noqa: BLE001 - one failed question is recorded; the rest still run
         result.error = f"{type(error).__name__}: {error}"
         return result
@@ -212,7 +216,7 @@ def evaluate_case(case: Case, chat: ChatBackend, overrides: dict[str, Any], judg
         result.source_found = result.source_rank is not None
         result.citation_match = first_rank(result.answer_citations, result.truth_sources) is not None
     if judge is not None and result.answer:
-        judge_answer(result, judge)
+        await judge_answer(result, judge)
     return result
 
 
@@ -298,25 +302,65 @@ def write_results(out_dir: Path, results: list[CaseResult], summary: dict[str, A
     (out_dir / "summary.txt").write_text(text, encoding="utf-8")
 
 
-def run_evaluation(cases: list[Case], chat: ChatBackend, *, overrides: dict[str, Any] | None = None,
+async def run_evaluation(cases: list[Case], chat: ChatBackend, *, overrides: dict[str, Any] | None = None,
                    judge: Judge | None = None, judge_name: str | None = None
                    ) -> tuple[list[CaseResult], dict[str, Any]]:
-    results = [evaluate_case(case, chat, overrides or {}, judge) for case in cases]
+    results = [await evaluate_case(case, chat, overrides or {}, judge) for case in cases]
     return results, summarize(results, judge_name if judge else None)
 
 
 # ---- Backends ----
 
-def http_backend(url: str, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> tuple[ChatBackend, Callable[[], None]]:
-    """POST /chat of a running app. Returns the backend and a function that closes it."""
+@contextlib.asynccontextmanager
+async def chat_backend(url: str | None, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> AsyncIterator[ChatBackend]:
+    """POST /chat of a running app (url), or of the local app run in-process (url None)."""
     import httpx
 
-    client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout)
+    async with contextlib.AsyncExitStack() as stack:
+        transport = None
+        if url is None:
+            app = local_app()
+            # ASGITransport does not run the app's start-up and shut-down; do it here.
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            transport = httpx.ASGITransport(app=app)
+        client = await stack.enter_async_context(
+            httpx.AsyncClient(base_url=(url or "http://in-process").rstrip("/"), transport=transport, timeout=timeout))
 
-    def chat(request: dict[str, Any]) -> dict[str, Any]:
-        return checked_json(client.post("/chat", json=request))
+        async def chat(request: dict[str, Any]) -> dict[str, Any]:
+            return checked_json(await client.post("/chat", json=request))
 
-    return chat, client.close
+        yield chat
+
+
+def local_app() -> Any:
+    """The app as `python -m apps.chat serve` would run it, configured from the environment."""
+    from apps.chat.app import create_app
+
+    return create_app()
+
+
+@contextlib.asynccontextmanager
+async def model_judge(wanted: bool) -> AsyncIterator[tuple[Judge | None, str | None]]:
+    """The app's configured model as a judge (and its name), or (None, None) when there is none."""
+    if not wanted:
+        yield None, None
+        return
+    from apps.chat.model_client import ModelClient
+    from apps.chat.settings import load_settings
+
+    settings = load_settings()
+    client = ModelClient.from_settings(settings)
+    if client is None:
+        yield None, None
+        return
+
+    async def judge(prompt: str) -> str:
+        return await client.complete([{"role": "user", "content": prompt}], temperature=0)
+
+    try:
+        yield judge, settings.chat_model
+    finally:
+        await client.close()
 
 
 def checked_json(response: Any) -> dict[str, Any]:
@@ -364,17 +408,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         cases = load_cases(args.qa_file)
+        summary = asyncio.run(evaluate_and_write(cases, args))
     except EvaluationInputError as error:
         print(f"evaluate: {error}", file=sys.stderr)
         return 2
+    return 0 if summary["errors"] < summary["questions"] else 1
+
+
+async def evaluate_and_write(cases: list[Case], args: argparse.Namespace) -> dict[str, Any]:
+    from apps.chat.settings import SettingsError
+
     out_dir = args.out or Path("results") / f"eval-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
-
-    from apps.chat import evaluate_backends
-
-    with evaluate_backends.open_backends(url=args.url, want_judge=not args.no_judge) as backends:
-        results, summary = run_evaluation(cases, backends.chat, overrides=overrides_from(args),
-                                          judge=backends.judge, judge_name=backends.judge_name)
+    try:
+        async with chat_backend(args.url) as chat, model_judge(not args.no_judge) as (judge, judge_name):
+            results, summary = await run_evaluation(
+                cases, chat, overrides=overrides_from(args), judge=judge, judge_name=judge_name)
+    except SettingsError as error:
+        raise EvaluationInputError(str(error)) from None
     text = summary_text(summary, args.url or "the local app (in-process)")
     write_results(out_dir, results, summary, text)
     print(text + f"Results written to {out_dir}/ (results.jsonl, summary.json, summary.txt)")
-    return 0
+    return summary

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
 from apps.chat import evaluate
-from apps.chat.evaluate import Case, EvaluationInputError, evaluate_case, load_cases, run_evaluation
+from apps.chat.evaluate import Case, EvaluationInputError, load_cases
 
 README_PASSAGE = "README.md#page=1: Run python -m apps.chat serve to start the app locally."
 SETUP_PASSAGE = "docs/setup.md#page=2: Set POSTGRES_HOST to use Azure PostgreSQL."
@@ -23,12 +24,20 @@ def canned_chat(answer: str, data_points: list[str]):
     """A chat backend that always answers the same, recording the requests it got."""
     requests = []
 
-    def chat(request):
+    async def chat(request):
         requests.append(request)
         return {"message": {"role": "assistant", "content": answer}, "context": {"data_points": {"text": data_points}}}
 
     chat.requests = requests
     return chat
+
+
+def evaluate_case(*args, **kwargs):
+    return asyncio.run(evaluate.evaluate_case(*args, **kwargs))
+
+
+def run_evaluation(*args, **kwargs):
+    return asyncio.run(evaluate.run_evaluation(*args, **kwargs))
 
 
 # ---- Input ----
@@ -117,7 +126,7 @@ def test_a_truth_without_source_leaves_retrieval_metrics_unknown():
 
 
 def test_a_failed_request_is_recorded_and_the_run_goes_on():
-    def failing_chat(request):
+    async def failing_chat(request):
         raise RuntimeError("HTTP 503: the model is unavailable")
 
     results, summary = run_evaluation([Case(1, "q", "t [README.md]"), Case(2, "r", "t [README.md]")], failing_chat)
@@ -134,7 +143,7 @@ def test_summary_aggregates_rank_and_latency():
         ("C", [README_PASSAGE]),                                     # not found
     ])
 
-    def chat(request):
+    async def chat(request):
         answer, data_points = next(answers)
         return {"message": {"content": answer}, "context": {"data_points": {"text": data_points}}}
 
@@ -155,7 +164,7 @@ def test_summary_aggregates_rank_and_latency():
 def test_the_judge_scores_groundedness_against_the_passages_and_relevance_against_the_question():
     prompts = []
 
-    def judge(prompt):
+    async def judge(prompt):
         prompts.append(prompt)
         return "4" if "SOURCES" in prompt else "Score: 5"
 
@@ -170,8 +179,11 @@ def test_the_judge_scores_groundedness_against_the_passages_and_relevance_agains
 
 
 def test_a_judge_reply_without_a_score_is_an_error_of_that_question_only():
+    async def unsure_judge(prompt):
+        return "I cannot say"
+
     chat = canned_chat("Serve it [README.md#page=1].", [README_PASSAGE])
-    results, summary = run_evaluation([Case(1, "q", "[README.md]")], chat, judge=lambda prompt: "I cannot say")
+    results, summary = run_evaluation([Case(1, "q", "[README.md]")], chat, judge=unsure_judge)
 
     assert results[0].groundedness is None
     assert "no score from 1 to 5" in results[0].judge_error
