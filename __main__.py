@@ -1,0 +1,94 @@
+"""The private, keyless AI chat system on Azure.
+
+Read top to bottom, this is the architecture picture in the README: config first, then the network,
+the data services behind private endpoints, the AI gateway, and the app that ties them together.
+"""
+
+import pulumi
+
+from components.app_service import ChatWebApp, ChatWebAppArgs
+from components.config import load_stack_config
+from components.context import StackContext
+from components.identity import Identities, IdentitiesArgs
+from components.key_vault import KeyVault, KeyVaultArgs
+from components.network import Network, NetworkArgs
+from components.observability import Observability, ObservabilityArgs
+from components.postgres import PostgresArgs, PostgresDatabase
+from components.private_dns import PrivateDnsZones, PrivateDnsZonesArgs
+from components.private_endpoint import ALL_TARGETS
+from components.registry import ContainerRegistry, ContainerRegistryArgs
+
+config = load_stack_config()
+context = StackContext.for_current_deployment(config)
+
+network = Network("network", NetworkArgs(context))
+resource_group_name = network.resource_group_name
+endpoints_subnet_id = network.subnet_ids["privateEndpoints"]
+
+observability = Observability(
+    "observability", ObservabilityArgs(context, resource_group_name, earlier_resources=network.diagnostic_targets)
+)
+dns = PrivateDnsZones(
+    "dns",
+    PrivateDnsZonesArgs(
+        context, resource_group_name, network.vnet_id, zone_names=[zone for t in ALL_TARGETS for zone in t.dns_zones]
+    ),
+)
+identities = Identities("identities", IdentitiesArgs(context, resource_group_name, workloads=["app"]))
+app_identity = identities["app"]
+
+key_vault = KeyVault(
+    "keyvault",
+    KeyVaultArgs(
+        context,
+        resource_group_name,
+        endpoints_subnet_id,
+        dns.zone_ids,
+        observability.workspace_id,
+        generated_secrets={"session-signing-key": 64},
+        secret_reader_principal_id=app_identity.principal_id,
+    ),
+)
+registry = ContainerRegistry(
+    "registry",
+    ContainerRegistryArgs(
+        context,
+        resource_group_name,
+        endpoints_subnet_id,
+        dns.zone_ids,
+        observability.workspace_id,
+        pullers={"app": app_identity.principal_id},
+    ),
+)
+postgres = PostgresDatabase(
+    "postgres",
+    PostgresArgs(
+        context,
+        resource_group_name,
+        endpoints_subnet_id,
+        dns.zone_ids,
+        observability.workspace_id,
+        owner_principal_id=app_identity.principal_id,
+        owner_principal_name=app_identity.name,
+    ),
+)
+chat = ChatWebApp(
+    "chat",
+    ChatWebAppArgs(
+        context,
+        resource_group_name,
+        integration_subnet_id=network.subnet_ids["appService"],
+        workspace_id=observability.workspace_id,
+        identity=app_identity,
+        registry_login_server=registry.login_server,
+        postgres_host=postgres.host,
+        postgres_database=postgres.database_name,
+        secret_settings={"SESSION_SIGNING_KEY": key_vault.secret_uris["session-signing-key"]},
+    ),
+)
+
+pulumi.export("resourceGroupName", resource_group_name)
+pulumi.export("appUrl", chat.url)
+pulumi.export("registryLoginServer", registry.login_server)
+pulumi.export("postgresHost", postgres.host)
+pulumi.export("keyVaultUri", key_vault.vault_uri)

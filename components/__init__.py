@@ -1,0 +1,1 @@
+"""Pulumi ComponentResources that together declare the private AI chat topology."""

@@ -1,0 +1,137 @@
+"""App Service: the chat app as a Linux container from the private registry, VNet-integrated.
+
+The web app pulls its image with a user-assigned identity (no registry password), sends all outbound
+traffic and image pulls through the VNet, and reads secrets only as Key Vault references.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Optional
+
+import pulumi
+import pulumi_azure_native.web as web
+
+from components.context import StackContext
+from components.diagnostics import send_to_workspace
+from components.identity import WorkloadIdentity
+
+# The port the container listens on (apps/chat/Dockerfile reads $PORT).
+CONTAINER_PORT = "8000"
+
+
+def key_vault_reference(secret_uri: pulumi.Input[str]) -> pulumi.Output[str]:
+    """App Service resolves this with the app's identity; the value never appears in app settings."""
+    return pulumi.Output.concat("@Microsoft.KeyVault(SecretUri=", secret_uri, ")")
+
+
+@dataclass
+class ChatWebAppArgs:
+    context: StackContext
+    resource_group_name: pulumi.Input[str]
+    integration_subnet_id: pulumi.Input[str]
+    workspace_id: pulumi.Input[str]
+    identity: WorkloadIdentity
+    registry_login_server: pulumi.Input[str]
+    postgres_host: pulumi.Input[str]
+    postgres_database: str
+    # The model endpoint (the API Management gateway); None leaves the app in search-only mode.
+    openai_endpoint: Optional[pulumi.Input[str]] = None
+    # Extra plain settings for the app (apps/chat/README.md lists them all).
+    settings: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # Setting name -> Key Vault secret URI; rendered as Key Vault references, never as values.
+    secret_settings: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+
+
+def chat_app_settings(args: ChatWebAppArgs) -> dict[str, pulumi.Input[str]]:
+    """The app's environment in Azure: keyless everywhere, identity picked by client id."""
+    settings: dict[str, pulumi.Input[str]] = {
+        "WEBSITES_PORT": CONTAINER_PORT,
+        "AZURE_CLIENT_ID": args.identity.client_id,  # which identity DefaultAzureCredential uses
+        "POSTGRES_HOST": args.postgres_host,
+        "POSTGRES_DATABASE": args.postgres_database,
+        "POSTGRES_USER": args.identity.name,  # Entra principal name = the identity's name
+        "POSTGRES_SSLMODE": "require",
+        "AUTH_MODE": "app_service",
+    }
+    if args.openai_endpoint is not None:
+        settings["AZURE_OPENAI_ENDPOINT"] = args.openai_endpoint
+    settings.update(args.settings)
+    settings.update({key: key_vault_reference(uri) for key, uri in args.secret_settings.items()})
+    return settings
+
+
+class ChatWebApp(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+    web_app_id: pulumi.Output[str]
+    default_host_name: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ChatWebAppArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("aichat:app:ChatWebApp", name, None, opts)
+        context = args.context
+        settings = context.config.app_service
+        plan = web.AppServicePlan(
+            f"{name}-plan",
+            name=context.name("asp"),
+            resource_group_name=args.resource_group_name,
+            location=context.location,
+            kind="linux",
+            reserved=True,  # Linux
+            sku=web.SkuDescriptionArgs(name=settings.sku_name, capacity=settings.instance_count),
+            zone_redundant=settings.zone_redundant,
+            tags=dict(context.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        image = pulumi.Output.concat("DOCKER|", args.registry_login_server, "/", settings.image)
+        app_settings = chat_app_settings(args)
+        site = web.WebApp(
+            f"{name}-site",
+            name=context.unique_name("app", max_length=60),
+            resource_group_name=args.resource_group_name,
+            location=context.location,
+            kind="app,linux,container",
+            server_farm_id=plan.id,
+            https_only=True,
+            identity=web.ManagedServiceIdentityArgs(
+                type="UserAssigned", user_assigned_identities=[args.identity.id]
+            ),
+            key_vault_reference_identity=args.identity.id,
+            virtual_network_subnet_id=args.integration_subnet_id,
+            # Everything the app sends, and every image pull, goes through the VNet to private endpoints.
+            outbound_vnet_routing=web.OutboundVnetRoutingArgs(application_traffic=True, image_pull_traffic=True),
+            site_config=web.SiteConfigArgs(
+                linux_fx_version=image,
+                acr_use_managed_identity_creds=True,
+                acr_user_managed_identity_id=args.identity.client_id,
+                always_on=True,
+                http20_enabled=True,
+                min_tls_version="1.2",
+                scm_min_tls_version="1.2",
+                ftps_state="Disabled",
+                health_check_path=settings.health_check_path,
+                app_settings=[web.NameValuePairArgs(name=key, value=value) for key, value in app_settings.items()],
+            ),
+            tags=dict(context.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        # Basic (user/password) publishing credentials off for FTP and for the SCM (Kudu) site.
+        web.WebAppFtpAllowed(
+            f"{name}-ftp-basic-auth",
+            name=site.name,
+            resource_group_name=args.resource_group_name,
+            allow=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        web.WebAppScmAllowed(
+            f"{name}-scm-basic-auth",
+            name=site.name,
+            resource_group_name=args.resource_group_name,
+            allow=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        send_to_workspace(f"{name}-plan", resource_id=plan.id, workspace_id=args.workspace_id, parent=self, logs=False)
+        send_to_workspace(f"{name}-site", resource_id=site.id, workspace_id=args.workspace_id, parent=self)
+        self.web_app_id = site.id
+        self.default_host_name = site.default_host_name
+        self.url = pulumi.Output.concat("https://", site.default_host_name)
+        self.register_outputs({"url": self.url, "web_app_id": self.web_app_id})

@@ -1,0 +1,454 @@
+"""Stack configuration: read once, validated, turned into typed objects.
+
+Every per-environment difference lives in `Pulumi.<stack>.yaml` under the `aichat:` namespace.
+`load_stack_config()` reads it through `pulumi.Config`; `parse_stack_config()` does the real work
+on plain Python values so tests can feed it dictionaries. Any problem raises `ConfigError`
+naming the key, the bad value and what is allowed - before a single resource is registered.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping, Optional, Sequence
+
+PROJECT = "aichat"
+
+_MISSING = object()
+
+
+class ConfigError(ValueError):
+    """A stack config value is missing or invalid. The message names key, value and what is allowed."""
+
+
+# --------------------------------------------------------------------------------------------
+# A small reader that remembers where it is, so every error names the full key.
+# --------------------------------------------------------------------------------------------
+
+
+class Section:
+    """One config object (a mapping) at a dotted key path such as `aichat:postgres`.
+
+    Each accessor consumes a field; `finish()` rejects fields nobody asked for, so a typo such as
+    `storageSizeGB` fails loudly instead of being ignored.
+    """
+
+    def __init__(self, path: str, raw: Any):
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{path}: expected an object (key: value pairs), got {raw!r}")
+        self.path = path
+        self._raw = dict(raw)
+        self._seen: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}"
+
+    def _take(self, name: str, default: Any) -> Any:
+        self._seen.add(name)
+        if name in self._raw and self._raw[name] is not None:
+            return self._raw[name]
+        if default is _MISSING:
+            raise ConfigError(f"{self.key(name)} is required but not set")
+        return default
+
+    def string(
+        self,
+        name: str,
+        default: Any = _MISSING,
+        *,
+        choices: Optional[Sequence[str]] = None,
+        pattern: Optional[str] = None,
+        hint: str = "",
+    ) -> str:
+        value = self._take(name, default)
+        if not isinstance(value, str) or value == "":
+            raise ConfigError(f"{self.key(name)}: expected a non-empty string, got {value!r}")
+        if choices is not None and value not in choices:
+            raise ConfigError(f"{self.key(name)}: {value!r} is not allowed; allowed values: {', '.join(choices)}")
+        if pattern is not None and not re.fullmatch(pattern, value):
+            raise ConfigError(f"{self.key(name)}: {value!r} is not valid; {hint or 'must match ' + pattern}")
+        return value
+
+    def integer(self, name: str, default: Any = _MISSING, *, minimum: int, maximum: int) -> int:
+        value = self._take(name, default)
+        # YAML may give "7" for quoted numbers; floats such as 7.0 arrive from JSON round-trips.
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            value = int(value)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{self.key(name)}: expected a whole number, got {value!r}")
+        if not minimum <= value <= maximum:
+            raise ConfigError(f"{self.key(name)}: {value} is out of range; allowed: {minimum} to {maximum}")
+        return value
+
+    def boolean(self, name: str, default: Any = _MISSING) -> bool:
+        value = self._take(name, default)
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        if not isinstance(value, bool):
+            raise ConfigError(f"{self.key(name)}: expected true or false, got {value!r}")
+        return value
+
+    def section(self, name: str, default: Any = _MISSING) -> "Section":
+        return Section(self.key(name), self._take(name, default))
+
+    def items(self, name: str, default: Any = _MISSING) -> list[Any]:
+        value = self._take(name, default)
+        if not isinstance(value, list):
+            raise ConfigError(f"{self.key(name)}: expected a list, got {value!r}")
+        return value
+
+    def mapping_of_strings(self, name: str, default: Any = _MISSING) -> dict[str, str]:
+        value = self._take(name, default)
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in value.items()
+        ):
+            raise ConfigError(f"{self.key(name)}: expected an object of string values, got {value!r}")
+        return {k: str(v) for k, v in value.items()}
+
+    def finish(self) -> None:
+        unknown = sorted(set(self._raw) - self._seen)
+        if unknown:
+            known = ", ".join(sorted(self._seen))
+            raise ConfigError(f"{self.path}: unknown key(s) {', '.join(unknown)}; known keys: {known}")
+
+
+def _cidr(key: str, value: Any) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(value, strict=True)
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"{key}: {value!r} is not an IPv4 CIDR block such as 10.40.0.0/24 ({error})") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Typed configuration objects
+# --------------------------------------------------------------------------------------------
+
+ENVIRONMENTS = ("dev", "test", "prod")
+
+
+@dataclass(frozen=True)
+class SubnetSpec:
+    """What a subnet is for and the smallest block Azure (or we) accept for it."""
+
+    key: str
+    largest_prefix: int  # /27 means prefixes 27 and below (bigger blocks) are fine
+    why: str
+
+
+# Sizes: App Service integration wants /26 (Microsoft's recommendation, room to scale out);
+# API Management classic tiers need room for instances and updates; private endpoints take one IP each.
+SUBNETS: tuple[SubnetSpec, ...] = (
+    SubnetSpec("appService", 26, "App Service VNet integration needs /26 or larger to scale out"),
+    SubnetSpec("privateEndpoints", 27, "private endpoints take one address each; /27 or larger leaves room"),
+    SubnetSpec("apiManagement", 27, "API Management in a VNet needs /27 or larger for its units and updates"),
+    SubnetSpec("jobs", 28, "Container Instances jobs need /28 or larger"),
+)
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    address_space: ipaddress.IPv4Network
+    subnets: Mapping[str, ipaddress.IPv4Network]
+
+
+@dataclass(frozen=True)
+class KeyVaultConfig:
+    sku: str
+    soft_delete_retention_days: int
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    zone_redundant: bool
+    # Dev-only escape hatch: lets a build agent outside the VNet push images. Empty = public access off.
+    build_agent_ip_ranges: tuple[str, ...]
+
+
+POSTGRES_TIERS = {
+    # tier -> SKU name pattern Azure accepts for it
+    "Burstable": r"Standard_B\d+m?s",
+    "GeneralPurpose": r"Standard_D\d+a?ds_v[45]|Standard_D\d+s_v3",
+    "MemoryOptimized": r"Standard_E\d+a?ds_v[45]|Standard_E\d+s_v3",
+}
+POSTGRES_STORAGE_SIZES_GB = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32767)
+POSTGRES_VERSIONS = ("14", "15", "16", "17")
+
+
+@dataclass(frozen=True)
+class EntraAdmin:
+    """An Entra principal that administers the PostgreSQL server (values may be Pulumi outputs)."""
+
+    object_id: Any
+    principal_name: Any
+    principal_type: str  # User | Group | ServicePrincipal
+
+
+@dataclass(frozen=True)
+class PostgresConfig:
+    version: str
+    tier: str
+    sku_name: str
+    storage_size_gb: int
+    backup_retention_days: int
+    geo_redundant_backup: bool
+    high_availability: bool
+    database_name: str
+    extra_admins: tuple[EntraAdmin, ...]
+
+
+APP_SERVICE_SKUS = ("B1", "B2", "B3", "S1", "S2", "S3", "P0v3", "P1v3", "P2v3", "P3v3", "P1mv3", "P2mv3")
+
+
+@dataclass(frozen=True)
+class AppServiceConfig:
+    sku_name: str
+    instance_count: int
+    zone_redundant: bool
+    image: str  # repository:tag (or @sha256:digest) inside this stack's registry
+    health_check_path: str
+
+
+@dataclass(frozen=True)
+class ObservabilityConfig:
+    log_retention_days: int
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    project: str
+    stack: str
+    environment: str
+    location: str
+    name_prefix: str
+    tags: Mapping[str, str]
+    protect_stateful_resources: bool
+    network: NetworkConfig
+    key_vault: KeyVaultConfig
+    registry: RegistryConfig
+    postgres: PostgresConfig
+    app_service: AppServiceConfig
+    observability: ObservabilityConfig
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "prod"
+
+
+# --------------------------------------------------------------------------------------------
+# Parsers, one per section
+# --------------------------------------------------------------------------------------------
+
+_NAME_PREFIX = r"[a-z][a-z0-9]{1,9}"
+_LOCATION = r"[a-z]+[a-z0-9]*"
+
+
+def _parse_network(section: Section) -> NetworkConfig:
+    space = _cidr(section.key("addressSpace"), section.string("addressSpace"))
+    if not space.is_private:
+        raise ConfigError(
+            f"{section.key('addressSpace')}: {space} is not a private range; use 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16"
+        )
+    subnets_section = section.section("subnets")
+    subnets: dict[str, ipaddress.IPv4Network] = {}
+    for spec in SUBNETS:
+        key = subnets_section.key(spec.key)
+        block = _cidr(key, subnets_section.string(spec.key))
+        if not block.subnet_of(space):
+            raise ConfigError(f"{key}: {block} is outside the address space {space}")
+        if block.prefixlen > spec.largest_prefix:
+            raise ConfigError(
+                f"{key}: {block} is too small (/{block.prefixlen}); {spec.why} (/{spec.largest_prefix} or larger)"
+            )
+        for other_key, other in subnets.items():
+            if block.overlaps(other):
+                raise ConfigError(
+                    f"{key}: {block} overlaps {subnets_section.key(other_key)} ({other}); subnets must not overlap"
+                )
+        subnets[spec.key] = block
+    subnets_section.finish()
+    section.finish()
+    return NetworkConfig(address_space=space, subnets=subnets)
+
+
+def _parse_key_vault(section: Section) -> KeyVaultConfig:
+    config = KeyVaultConfig(
+        sku=section.string("sku", "standard", choices=("standard", "premium")),
+        soft_delete_retention_days=section.integer("softDeleteRetentionDays", 90, minimum=7, maximum=90),
+    )
+    section.finish()
+    return config
+
+
+def _parse_registry(section: Section, environment: str) -> RegistryConfig:
+    ranges = section.items("buildAgentIpRanges", [])
+    for index, value in enumerate(ranges):
+        block = _cidr(f"{section.key('buildAgentIpRanges')}[{index}]", value)
+        if block.is_private:
+            raise ConfigError(
+                f"{section.key('buildAgentIpRanges')}[{index}]: {block} is private; agents inside the VNet "
+                "reach the registry through its private endpoint and need no rule"
+            )
+    if ranges and environment == "prod":
+        raise ConfigError(
+            f"{section.key('buildAgentIpRanges')}: {ranges!r} is set for a prod stack; the registry's public access "
+            "must stay off in prod (push from an agent inside the VNet instead, see docs/deploying.md)"
+        )
+    config = RegistryConfig(
+        zone_redundant=section.boolean("zoneRedundant", False),
+        build_agent_ip_ranges=tuple(str(r) for r in ranges),
+    )
+    section.finish()
+    return config
+
+
+def _parse_entra_admin(key: str, raw: Any) -> EntraAdmin:
+    section = Section(key, raw)
+    admin = EntraAdmin(
+        object_id=section.string(
+            "objectId",
+            pattern=r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}",
+            hint="must be the Entra object id (a GUID) of the user, group or service principal",
+        ),
+        principal_name=section.string("principalName"),
+        principal_type=section.string("principalType", "Group", choices=("User", "Group", "ServicePrincipal")),
+    )
+    section.finish()
+    return admin
+
+
+def _parse_postgres(section: Section) -> PostgresConfig:
+    tier = section.string("tier", choices=tuple(POSTGRES_TIERS))
+    sku_name = section.string(
+        "skuName",
+        pattern=POSTGRES_TIERS[tier],
+        hint=f"not a {tier} SKU (e.g. "
+        + {"Burstable": "Standard_B1ms", "GeneralPurpose": "Standard_D2ds_v5", "MemoryOptimized": "Standard_E2ds_v5"}[
+            tier
+        ]
+        + ")",
+    )
+    storage = section.integer("storageSizeGb", 32, minimum=32, maximum=32767)
+    if storage not in POSTGRES_STORAGE_SIZES_GB:
+        raise ConfigError(
+            f"{section.key('storageSizeGb')}: {storage} is not a size Azure offers; allowed: "
+            + ", ".join(map(str, POSTGRES_STORAGE_SIZES_GB))
+        )
+    high_availability = section.boolean("highAvailability", False)
+    if high_availability and tier == "Burstable":
+        raise ConfigError(
+            f"{section.key('highAvailability')}: true is not available on the Burstable tier; "
+            "use tier GeneralPurpose or MemoryOptimized, or set highAvailability: false"
+        )
+    admins = section.items("extraAdmins", [])
+    config = PostgresConfig(
+        version=section.string("version", "16", choices=POSTGRES_VERSIONS),
+        tier=tier,
+        sku_name=sku_name,
+        storage_size_gb=storage,
+        backup_retention_days=section.integer("backupRetentionDays", 7, minimum=7, maximum=35),
+        geo_redundant_backup=section.boolean("geoRedundantBackup", False),
+        high_availability=high_availability,
+        database_name=section.string(
+            "databaseName", "chat", pattern=r"[a-z_][a-z0-9_]{0,62}", hint="lower-case letters, digits and _"
+        ),
+        extra_admins=tuple(
+            _parse_entra_admin(f"{section.key('extraAdmins')}[{i}]", raw) for i, raw in enumerate(admins)
+        ),
+    )
+    section.finish()
+    return config
+
+
+_IMAGE = r"[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})"
+
+
+def _parse_app_service(section: Section) -> AppServiceConfig:
+    config = AppServiceConfig(
+        sku_name=section.string("skuName", "P0v3", choices=APP_SERVICE_SKUS),
+        instance_count=section.integer("instanceCount", 1, minimum=1, maximum=30),
+        zone_redundant=section.boolean("zoneRedundant", False),
+        image=section.string(
+            "image",
+            pattern=_IMAGE,
+            hint="expected repository:tag or repository@sha256:<digest> inside this stack's registry, "
+            "e.g. chat:0.1.0 (no registry host: the stack's own registry is used)",
+        ),
+        health_check_path=section.string("healthCheckPath", "/healthz", pattern=r"/[A-Za-z0-9/_-]*"),
+    )
+    if config.zone_redundant and config.instance_count < 2:
+        raise ConfigError(
+            f"{section.key('instanceCount')}: {config.instance_count} with zoneRedundant: true; "
+            "a zone-redundant plan needs at least 2 instances"
+        )
+    section.finish()
+    return config
+
+
+def _parse_observability(section: Section) -> ObservabilityConfig:
+    config = ObservabilityConfig(log_retention_days=section.integer("logRetentionDays", 30, minimum=30, maximum=730))
+    section.finish()
+    return config
+
+
+def parse_stack_config(values: Mapping[str, Any], stack: str) -> StackConfig:
+    """Build a validated StackConfig from `{key: value}` with keys without the `aichat:` prefix."""
+    root = Section(PROJECT, values)
+    environment = root.string("environment", choices=ENVIRONMENTS)
+    config = StackConfig(
+        project=PROJECT,
+        stack=stack,
+        environment=environment,
+        location=root.string("location", pattern=_LOCATION, hint="an Azure region name such as swedencentral"),
+        name_prefix=root.string(
+            "namePrefix", pattern=_NAME_PREFIX, hint="2-10 lower-case letters and digits, starting with a letter"
+        ),
+        tags=root.mapping_of_strings("tags", {}),
+        protect_stateful_resources=root.boolean("protectStatefulResources"),
+        network=_parse_network(root.section("network")),
+        key_vault=_parse_key_vault(root.section("keyVault", {})),
+        registry=_parse_registry(root.section("registry", {}), environment),
+        postgres=_parse_postgres(root.section("postgres")),
+        app_service=_parse_app_service(root.section("appService")),
+        observability=_parse_observability(root.section("observability", {})),
+    )
+    if environment == "prod" and not config.protect_stateful_resources:
+        raise ConfigError(
+            f"{root.key('protectStatefulResources')}: false is not allowed for a prod stack; stateful resources "
+            "(PostgreSQL, Key Vault, Registry) must be protected from deletion in prod"
+        )
+    root.finish()
+    return config
+
+
+def load_stack_config() -> StackConfig:
+    """Read every `aichat:` key of the current stack and validate it.
+
+    Pulumi hands structured config values to the program as JSON text; plain values as strings.
+    """
+    import pulumi
+
+    values: dict[str, Any] = {}
+    for full_key, raw in _project_config_values().items():
+        key = full_key.split(":", 1)[1]
+        try:
+            values[key] = json.loads(raw)
+        except (json.JSONDecodeError, TypeError):
+            values[key] = raw  # a plain string such as `swedencentral`
+    return parse_stack_config(values, pulumi.get_stack())
+
+
+def _project_config_values() -> dict[str, Any]:
+    """All `aichat:*` keys of the stack, so that a misspelt top-level key is reported, not ignored.
+
+    The SDK has no public "list keys" call; it keeps explicit config (tests) in `CONFIG` and the CLI
+    passes the stack's config in `PULUMI_CONFIG`. Both are read the way `pulumi.Config.get` reads them.
+    """
+    from pulumi.runtime import config as runtime_config
+
+    merged = dict(runtime_config.get_config_env() or {})
+    merged.update(runtime_config.CONFIG.get())
+    return {k: v for k, v in merged.items() if k.startswith(f"{PROJECT}:")}

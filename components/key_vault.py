@@ -1,0 +1,104 @@
+"""Key Vault: RBAC only, soft delete and purge protection, reachable only through its private endpoint.
+
+Secrets the system needs are generated here (pulumi-random) and never leave the vault in clear:
+the app reads them through Key Vault references with its managed identity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Optional, Sequence
+
+import pulumi
+import pulumi_azure_native.keyvault as keyvault
+import pulumi_random as random
+
+from components.context import StackContext
+from components.diagnostics import send_to_workspace
+from components.private_endpoint import KEY_VAULT, private_endpoint
+from components.roles import BuiltInRole, assign_role
+
+
+@dataclass
+class KeyVaultArgs:
+    context: StackContext
+    resource_group_name: pulumi.Input[str]
+    private_endpoint_subnet_id: pulumi.Input[str]
+    dns_zone_ids: Mapping[str, pulumi.Input[str]]
+    workspace_id: pulumi.Input[str]
+    # Secrets to generate (name -> length) and the identity that may read them (Key Vault Secrets User).
+    generated_secrets: Mapping[str, int]
+    secret_reader_principal_id: pulumi.Input[str]
+
+
+class KeyVault(pulumi.ComponentResource):
+    vault_id: pulumi.Output[str]
+    vault_uri: pulumi.Output[str]
+    # name -> versionless secret URI, so a rotated secret is picked up without redeploying the app.
+    secret_uris: dict[str, pulumi.Output[str]]
+
+    def __init__(self, name: str, args: KeyVaultArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("aichat:security:KeyVault", name, None, opts)
+        context = args.context
+        settings = context.config.key_vault
+        vault = keyvault.Vault(
+            f"{name}-vault",
+            vault_name=context.unique_name("kv", max_length=24),
+            resource_group_name=args.resource_group_name,
+            location=context.location,
+            properties=keyvault.VaultPropertiesArgs(
+                tenant_id=context.tenant_id,
+                sku=keyvault.SkuArgs(family="A", name=settings.sku),
+                enable_rbac_authorization=True,  # the API default is access policies; RBAC is auditable
+                enable_soft_delete=True,
+                soft_delete_retention_in_days=settings.soft_delete_retention_days,
+                enable_purge_protection=True,
+                public_network_access="Disabled",
+                network_acls=keyvault.NetworkRuleSetArgs(default_action="Deny", bypass="None"),
+            ),
+            tags=dict(context.tags),
+            opts=pulumi.ResourceOptions(parent=self, protect=context.config.protect_stateful_resources),
+        )
+        self.vault_id = vault.id
+        self.vault_uri = vault.properties.vault_uri
+        private_endpoint(
+            f"{name}-vault",
+            target=KEY_VAULT,
+            service_id=vault.id,
+            subnet_id=args.private_endpoint_subnet_id,
+            resource_group_name=args.resource_group_name,
+            location=context.location,
+            dns_zone_ids=args.dns_zone_ids,
+            tags=context.tags,
+            parent=self,
+        )
+        send_to_workspace(f"{name}-vault", resource_id=vault.id, workspace_id=args.workspace_id, parent=self)
+        self.secret_uris = {
+            secret_name: self._generated_secret(name, vault, secret_name, length, args)
+            for secret_name, length in args.generated_secrets.items()
+        }
+        self.register_outputs({"vault_id": self.vault_id, "vault_uri": self.vault_uri})
+
+    def _generated_secret(
+        self, name: str, vault: keyvault.Vault, secret_name: str, length: int, args: KeyVaultArgs
+    ) -> pulumi.Output[str]:
+        value = random.RandomPassword(
+            f"{name}-{secret_name}-value", length=length, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        secret = keyvault.Secret(
+            f"{name}-{secret_name}",
+            secret_name=secret_name,
+            vault_name=vault.name,
+            resource_group_name=args.resource_group_name,
+            properties=keyvault.SecretPropertiesArgs(value=value.result, content_type="text/plain"),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        # Least privilege: the reader may read this secret, not every secret in the vault.
+        assign_role(
+            f"{name}-{secret_name}-reader",
+            role=BuiltInRole.KEY_VAULT_SECRETS_USER,
+            scope=secret.id,
+            principal_id=args.secret_reader_principal_id,
+            parent=self,
+        )
+        return pulumi.Output.concat(vault.properties.vault_uri, "secrets/", secret_name)

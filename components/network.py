@@ -1,0 +1,158 @@
+"""The resource group and the private network: one VNet, a subnet per role, an NSG on every subnet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_azure_native.network as network
+import pulumi_azure_native.resources as resources
+
+from components.context import StackContext
+
+
+@dataclass(frozen=True)
+class SubnetRole:
+    """What a subnet is for: the config key of its CIDR, its Azure name, and what Azure needs on it."""
+
+    key: str
+    name: str
+    delegation: Optional[str] = None
+    # Private endpoints obey NSGs only when network policies are enabled on their subnet.
+    private_endpoint_policies: str = "Disabled"
+    # False makes the subnet private: nothing reaches the internet unless we route it there.
+    default_outbound_access: Optional[bool] = None
+
+
+APP_SERVICE = SubnetRole("appService", "snet-app", delegation="Microsoft.Web/serverFarms")
+PRIVATE_ENDPOINTS = SubnetRole(
+    "privateEndpoints", "snet-private-endpoints", private_endpoint_policies="Enabled", default_outbound_access=False
+)
+# API Management (classic tiers, internal mode) needs no delegation but reaches Azure service tags
+# (Storage, SQL, Key Vault, Monitor) for its own control plane, so it keeps outbound access.
+API_MANAGEMENT = SubnetRole("apiManagement", "snet-apim", default_outbound_access=True)
+JOBS = SubnetRole("jobs", "snet-jobs", delegation="Microsoft.ContainerInstance/containerGroups")
+
+SUBNET_ROLES = (APP_SERVICE, PRIVATE_ENDPOINTS, API_MANAGEMENT, JOBS)
+
+
+@dataclass(frozen=True)
+class NsgRule:
+    name: str
+    priority: int
+    direction: str
+    protocol: str
+    source: str
+    destination: str
+    ports: str
+    why: str
+
+
+# API Management in a VNet (stv2 platform): Microsoft's "virtual network configuration reference".
+API_MANAGEMENT_NSG_RULES = (
+    NsgRule("AllowApimManagement", 100, "Inbound", "Tcp", "ApiManagement", "VirtualNetwork", "3443", "control plane"),
+    NsgRule("AllowAzureLoadBalancer", 110, "Inbound", "Tcp", "AzureLoadBalancer", "VirtualNetwork", "6390", "health"),
+    NsgRule("AllowVnetHttps", 120, "Inbound", "Tcp", "VirtualNetwork", "VirtualNetwork", "443", "app -> gateway"),
+    NsgRule("AllowStorage", 100, "Outbound", "Tcp", "VirtualNetwork", "Storage", "443", "service dependencies"),
+    NsgRule("AllowSql", 110, "Outbound", "Tcp", "VirtualNetwork", "Sql", "1433", "service configuration"),
+    NsgRule("AllowKeyVault", 120, "Outbound", "Tcp", "VirtualNetwork", "AzureKeyVault", "443", "certificates"),
+    NsgRule("AllowMonitor", 130, "Outbound", "Tcp", "VirtualNetwork", "AzureMonitor", "1886,443", "diagnostics"),
+)
+
+NSG_RULES = {API_MANAGEMENT.key: API_MANAGEMENT_NSG_RULES}
+
+
+@dataclass
+class NetworkArgs:
+    context: StackContext
+
+
+class Network(pulumi.ComponentResource):
+    """Resource group, VNet and subnets. Every subnet gets its own NSG (and APIM's the rules it needs)."""
+
+    resource_group_name: pulumi.Output[str]
+    vnet_id: pulumi.Output[str]
+    subnet_ids: dict[str, pulumi.Output[str]]
+    nsg_ids: dict[str, pulumi.Output[str]]
+    diagnostic_targets: dict[str, tuple[pulumi.Output[str], bool]]
+
+    def __init__(self, name: str, args: NetworkArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("aichat:network:Network", name, None, opts)
+        context = args.context
+        config = context.config.network
+
+        resource_group = resources.ResourceGroup(
+            f"{name}-rg",
+            resource_group_name=context.name("rg"),
+            location=context.location,
+            tags=dict(context.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.resource_group_name = resource_group.name
+
+        security_groups = {role.key: self._security_group(name, role, context) for role in SUBNET_ROLES}
+        self.nsg_ids = {key: nsg.id for key, nsg in security_groups.items()}
+
+        # Subnets are declared inside the VNet, not as separate resources: a VNet update would
+        # otherwise remove subnets it does not list.
+        vnet = network.VirtualNetwork(
+            f"{name}-vnet",
+            virtual_network_name=context.name("vnet"),
+            resource_group_name=self.resource_group_name,
+            location=context.location,
+            address_space=network.AddressSpaceArgs(address_prefixes=[str(config.address_space)]),
+            subnets=[
+                network.SubnetArgs(
+                    name=role.name,
+                    address_prefix=str(config.subnets[role.key]),
+                    network_security_group=network.NetworkSecurityGroupArgs(id=security_groups[role.key].id),
+                    delegations=[network.DelegationArgs(name=role.delegation.replace("/", "-"), service_name=role.delegation)]
+                    if role.delegation
+                    else None,
+                    private_endpoint_network_policies=role.private_endpoint_policies,
+                    default_outbound_access=role.default_outbound_access,
+                )
+                for role in SUBNET_ROLES
+            ],
+            tags=dict(context.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.vnet_id = vnet.id
+        self.subnet_ids = {
+            role.key: vnet.id.apply(lambda vnet_id, subnet=role.name: f"{vnet_id}/subnets/{subnet}")
+            for role in SUBNET_ROLES
+        }
+        # The workspace is created after the network; it attaches these resources' diagnostics.
+        self.diagnostic_targets = {
+            f"{name}-vnet": (vnet.id, True),
+            **{f"{name}-nsg-{key}": (nsg_id, False) for key, nsg_id in self.nsg_ids.items()},  # NSGs have no metrics
+        }
+        self.register_outputs(
+            {"resource_group_name": self.resource_group_name, "vnet_id": self.vnet_id, "subnet_ids": self.subnet_ids}
+        )
+
+    def _security_group(self, name: str, role: SubnetRole, context: StackContext) -> network.NetworkSecurityGroup:
+        return network.NetworkSecurityGroup(
+            f"{name}-nsg-{role.key}",
+            network_security_group_name=context.name("nsg", role.name.removeprefix("snet-")),
+            resource_group_name=self.resource_group_name,
+            location=context.location,
+            security_rules=[
+                network.SecurityRuleArgs(
+                    name=rule.name,
+                    description=rule.why,
+                    priority=rule.priority,
+                    direction=rule.direction,
+                    access="Allow",
+                    protocol=rule.protocol,
+                    source_address_prefix=rule.source,
+                    source_port_range="*",
+                    destination_address_prefix=rule.destination,
+                    destination_port_ranges=rule.ports.split(","),
+                )
+                for rule in NSG_RULES.get(role.key, ())
+            ],
+            tags=dict(context.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )

@@ -1,0 +1,131 @@
+"""PostgreSQL flexible server: Entra-only auth, pgvector allow-listed, reachable only privately.
+
+Network mode: public-access mode with public network access Disabled plus a private endpoint, rather
+than VNet injection. Every data service then follows the same pattern (one endpoint subnet, one DNS
+helper), no subnet has to be dedicated and delegated to PostgreSQL, and the choice can be revisited
+without recreating the server (VNet injection is fixed at creation). See README "Why a private endpoint".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+import pulumi
+import pulumi_azure_native.dbforpostgresql as dbforpostgresql
+
+from components.config import EntraAdmin
+from components.context import StackContext
+from components.diagnostics import send_to_workspace
+from components.private_endpoint import POSTGRES, private_endpoint
+
+# Server parameters we set, applied one at a time (the server rejects concurrent updates).
+SERVER_PARAMETERS = {
+    "azure.extensions": "VECTOR",  # allow-list pgvector; the app runs CREATE EXTENSION in its migrations
+    "require_secure_transport": "ON",  # TLS only (the default, made explicit so it cannot drift)
+}
+
+
+@dataclass
+class PostgresArgs:
+    context: StackContext
+    resource_group_name: pulumi.Input[str]
+    private_endpoint_subnet_id: pulumi.Input[str]
+    dns_zone_ids: Mapping[str, pulumi.Input[str]]
+    workspace_id: pulumi.Input[str]
+    # The workload identity that owns the schema (the app runs its own migrations): an Entra admin.
+    owner_principal_id: pulumi.Input[str]
+    owner_principal_name: pulumi.Input[str]
+
+
+class PostgresDatabase(pulumi.ComponentResource):
+    server_id: pulumi.Output[str]
+    host: pulumi.Output[str]
+    database_name: str
+
+    def __init__(self, name: str, args: PostgresArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("aichat:data:PostgresDatabase", name, None, opts)
+        context = args.context
+        settings = context.config.postgres
+        server = dbforpostgresql.Server(
+            f"{name}-server",
+            server_name=context.unique_name("psql", max_length=63),
+            resource_group_name=args.resource_group_name,
+            location=context.location,
+            version=settings.version,
+            sku=dbforpostgresql.SkuArgs(name=settings.sku_name, tier=settings.tier),
+            storage=dbforpostgresql.StorageArgs(storage_size_gb=settings.storage_size_gb, auto_grow="Enabled"),
+            backup=dbforpostgresql.BackupArgs(
+                backup_retention_days=settings.backup_retention_days,
+                geo_redundant_backup="Enabled" if settings.geo_redundant_backup else "Disabled",
+            ),
+            high_availability=dbforpostgresql.HighAvailabilityArgs(
+                mode="ZoneRedundant" if settings.high_availability else "Disabled"
+            ),
+            # Entra only: no administrator login or password exists at all.
+            auth_config=dbforpostgresql.AuthConfigArgs(
+                active_directory_auth="Enabled", password_auth="Disabled", tenant_id=context.tenant_id
+            ),
+            network=dbforpostgresql.NetworkArgs(public_network_access="Disabled"),
+            tags=dict(context.tags),
+            opts=pulumi.ResourceOptions(parent=self, protect=context.config.protect_stateful_resources),
+        )
+        self.server_id = server.id
+        self.host = server.fully_qualified_domain_name
+        self.database_name = settings.database_name
+
+        owner = EntraAdmin(args.owner_principal_id, args.owner_principal_name, "ServicePrincipal")
+        previous: pulumi.Resource = server
+        for index, admin in enumerate((owner, *settings.extra_admins)):
+            previous = self._administrator(f"{name}-admin-{index}", server, args, admin, after=previous)
+        for parameter, value in SERVER_PARAMETERS.items():
+            previous = dbforpostgresql.Configuration(
+                f"{name}-{parameter.replace('.', '-').replace('_', '-')}",
+                configuration_name=parameter,
+                value=value,
+                source="user-override",
+                server_name=server.name,
+                resource_group_name=args.resource_group_name,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[previous]),
+            )
+        dbforpostgresql.Database(
+            f"{name}-database",
+            database_name=settings.database_name,
+            server_name=server.name,
+            resource_group_name=args.resource_group_name,
+            charset="UTF8",
+            collation="en_US.utf8",
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[previous]),
+        )
+        private_endpoint(
+            f"{name}-server",
+            target=POSTGRES,
+            service_id=server.id,
+            subnet_id=args.private_endpoint_subnet_id,
+            resource_group_name=args.resource_group_name,
+            location=context.location,
+            dns_zone_ids=args.dns_zone_ids,
+            tags=context.tags,
+            parent=self,
+        )
+        send_to_workspace(f"{name}-server", resource_id=server.id, workspace_id=args.workspace_id, parent=self)
+        self.register_outputs({"server_id": self.server_id, "host": self.host})
+
+    def _administrator(
+        self,
+        resource_name: str,
+        server: dbforpostgresql.Server,
+        args: PostgresArgs,
+        admin: EntraAdmin,
+        after: pulumi.Resource,
+    ) -> dbforpostgresql.Administrator:
+        return dbforpostgresql.Administrator(
+            resource_name,
+            object_id=admin.object_id,
+            principal_name=admin.principal_name,
+            principal_type=admin.principal_type,
+            tenant_id=args.context.tenant_id,
+            server_name=server.name,
+            resource_group_name=args.resource_group_name,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[after]),
+        )

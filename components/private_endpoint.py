@@ -1,0 +1,74 @@
+"""The one shape every private PaaS service shares: a private endpoint plus its DNS zone group."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import pulumi
+import pulumi_azure_native.network as network
+
+
+@dataclass(frozen=True)
+class PrivateLinkTarget:
+    """How a kind of service is reached privately: its sub-resource (group id) and DNS zones."""
+
+    group_id: str
+    dns_zones: tuple[str, ...]
+
+
+KEY_VAULT = PrivateLinkTarget("vault", ("privatelink.vaultcore.azure.net",))
+CONTAINER_REGISTRY = PrivateLinkTarget("registry", ("privatelink.azurecr.io",))
+POSTGRES = PrivateLinkTarget("postgresqlServer", ("privatelink.postgres.database.azure.com",))
+# The OpenAI SDK calls <name>.openai.azure.com; the cognitiveservices zone covers the account's other host name.
+OPENAI = PrivateLinkTarget("account", ("privatelink.openai.azure.com", "privatelink.cognitiveservices.azure.com"))
+
+ALL_TARGETS = (KEY_VAULT, CONTAINER_REGISTRY, POSTGRES, OPENAI)
+
+
+def private_endpoint(
+    name: str,
+    *,
+    target: PrivateLinkTarget,
+    service_id: pulumi.Input[str],
+    subnet_id: pulumi.Input[str],
+    resource_group_name: pulumi.Input[str],
+    location: str,
+    dns_zone_ids: Mapping[str, pulumi.Input[str]],
+    tags: Mapping[str, str],
+    parent: pulumi.Resource,
+) -> network.PrivateEndpoint:
+    """Create `<name>-pe` into `subnet_id` for `service_id`, and register its A records in the target's zones.
+
+    Azure allows one DNS zone group per endpoint, so all of the target's zones go into that one group.
+    """
+    missing = [zone for zone in target.dns_zones if zone not in dns_zone_ids]
+    if missing:
+        raise ValueError(f"private endpoint {name}: no private DNS zone for {', '.join(missing)}")
+    endpoint = network.PrivateEndpoint(
+        f"{name}-pe",
+        resource_group_name=resource_group_name,
+        location=location,
+        subnet=network.SubnetArgs(id=subnet_id),
+        private_link_service_connections=[
+            network.PrivateLinkServiceConnectionArgs(
+                name=f"{name}-connection",
+                private_link_service_id=service_id,
+                group_ids=[target.group_id],
+            )
+        ],
+        tags=dict(tags),
+        opts=pulumi.ResourceOptions(parent=parent),
+    )
+    network.PrivateDnsZoneGroup(
+        f"{name}-dns",
+        resource_group_name=resource_group_name,
+        private_endpoint_name=endpoint.name,
+        private_dns_zone_group_name="default",
+        private_dns_zone_configs=[
+            network.PrivateDnsZoneConfigArgs(name=zone.replace(".", "-"), private_dns_zone_id=dns_zone_ids[zone])
+            for zone in target.dns_zones
+        ],
+        opts=pulumi.ResourceOptions(parent=endpoint),
+    )
+    return endpoint

@@ -1,0 +1,294 @@
+"""Evaluate the Pulumi program for a stack with no cloud and no Pulumi CLI.
+
+The program runs for real; only the engine is replaced by Pulumi's mocks. Every resource it registers
+is recorded with its inputs (as the provider would receive them: camelCase keys), the outputs the mock
+gives back, and the options a reviewer cares about (parent, protect, dependencies, timeouts).
+
+Used by the tests (tests/conftest.py), the offline plan (`python -m tools.plan`) and the benchmark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import runpy
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.stack import run_pulumi_func
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PROJECT = "aichat"
+
+# What the mocked `azure-native:authorization:getClientConfig` answers.
+FAKE_SUBSCRIPTION_ID = "00000000-0000-4000-8000-000000000001"
+FAKE_TENANT_ID = "00000000-0000-4000-8000-0000000000aa"
+_MOCK_NAMESPACE = uuid.UUID("0f7c3f7e-0b5a-4f0e-9d7c-1b7d8a6f2c10")
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One resource the program registered."""
+
+    urn: str
+    type: str
+    name: str
+    inputs: Mapping[str, Any]
+    outputs: Mapping[str, Any]
+    parent: str
+    custom: bool
+    protect: bool
+    depends_on: tuple[str, ...]
+    custom_timeouts: Mapping[str, str]
+
+    @property
+    def id(self) -> Optional[str]:
+        return self.outputs.get("id")
+
+
+@dataclass
+class ProgramRun:
+    """Everything one evaluation of the program produced."""
+
+    stack: str
+    resources: list[Registration]
+    outputs: dict[str, Any]
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_token: str) -> list[Registration]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def one(self, type_token: str, name: Optional[str] = None) -> Registration:
+        matches = [r for r in self.of_type(type_token) if name is None or r.name == name]
+        if len(matches) != 1:
+            raise AssertionError(f"expected one {type_token} {name or ''}, found {[r.name for r in matches]}")
+        return matches[0]
+
+    def by_urn(self, urn: str) -> Registration:
+        return next(r for r in self.resources if r.urn == urn)
+
+    def by_id(self, resource_id: str) -> Registration:
+        return next(r for r in self.resources if r.id == resource_id)
+
+    def children_of(self, urn: str) -> list[Registration]:
+        return [r for r in self.resources if r.parent == urn]
+
+    def component_of(self, registration: Registration) -> Optional[Registration]:
+        """The nearest component resource above a resource (None for top-level resources)."""
+        parent = registration.parent
+        while parent:
+            candidate = self.by_urn(parent) if any(r.urn == parent for r in self.resources) else None
+            if candidate is None:
+                return None
+            if not candidate.custom:
+                return candidate
+            parent = candidate.parent
+        return None
+
+
+# ------------------------------------------------------------------------------------------------
+# Outputs the cloud would compute. Keyed by type token; each returns extra state for the resource.
+# ------------------------------------------------------------------------------------------------
+
+
+def _stable_guid(*parts: str) -> str:
+    return str(uuid.uuid5(_MOCK_NAMESPACE, "|".join(parts)))
+
+
+def _identity_outputs(name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    return {"principalId": _stable_guid("principal", name), "clientId": _stable_guid("client", name),
+            "tenantId": FAKE_TENANT_ID}
+
+
+COMPUTED_OUTPUTS: dict[str, Callable[[str, Mapping[str, Any]], dict[str, Any]]] = {
+    "azure-native:managedidentity:UserAssignedIdentity": _identity_outputs,
+    "azure-native:containerregistry:Registry": lambda name, i: {"loginServer": f"{name}.azurecr.io"},
+    "azure-native:keyvault:Vault": lambda name, i: {
+        "properties": {**i.get("properties", {}), "vaultUri": f"https://{name}.vault.azure.net/"}
+    },
+    "azure-native:keyvault:Secret": lambda name, i: {
+        "properties": {**i.get("properties", {}), "secretUri": f"https://vault.vault.azure.net/secrets/{name}"}
+    },
+    "azure-native:dbforpostgresql:Server": lambda name, i: {
+        "fullyQualifiedDomainName": f"{name}.postgres.database.azure.com"
+    },
+    "azure-native:web:WebApp": lambda name, i: {"defaultHostName": f"{name}.azurewebsites.net"},
+    "azure-native:applicationinsights:Component": lambda name, i: {
+        "connectionString": f"InstrumentationKey={_stable_guid('appi', name)};IngestionEndpoint=https://example.invalid/",
+        "instrumentationKey": _stable_guid("appi", name),
+    },
+    "random:index/randomPassword:RandomPassword": lambda name, i: {"result": "mock-" + "x" * int(i.get("length", 16))},
+}
+
+# The input that holds a resource's Azure name, per type (most follow `<type>Name`).
+_NAME_INPUTS = ("name", "resourceName")
+
+
+def _azure_name(type_token: str, logical_name: str, inputs: Mapping[str, Any]) -> str:
+    type_name = type_token.rsplit(":", 1)[-1]
+    specific = type_name[0].lower() + type_name[1:] + "Name"
+    for key in (specific, *_NAME_INPUTS):
+        value = inputs.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return logical_name
+
+
+def _resource_id(type_token: str, azure_name: str, inputs: Mapping[str, Any]) -> str:
+    module, type_name = type_token.split(":")[1:3]
+    if type_token == "azure-native:resources:ResourceGroup":
+        return f"/subscriptions/{FAKE_SUBSCRIPTION_ID}/resourceGroups/{azure_name}"
+    group = inputs.get("resourceGroupName", "rg-unknown")
+    return (
+        f"/subscriptions/{FAKE_SUBSCRIPTION_ID}/resourceGroups/{group}"
+        f"/providers/Microsoft.{module}/{type_name}/{azure_name}"
+    )
+
+
+def _identity_as_output(inputs: dict[str, Any]) -> None:
+    """Inputs list user-assigned identity ids; Azure answers with a map of id -> identity details."""
+    identity = inputs.get("identity")
+    if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
+        inputs["identity"] = {
+            **identity,
+            "userAssignedIdentities": {i: {"principalId": _stable_guid("principal", i)} for i in identity["userAssignedIdentities"]},
+        }
+
+
+class AzureMocks(pulumi.runtime.Mocks):
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        inputs = dict(args.inputs)
+        if not args.typ.startswith("azure-native:"):
+            state = {**inputs, **COMPUTED_OUTPUTS.get(args.typ, lambda n, i: {})(args.name, inputs)}
+            return f"{args.name}-id", state
+        _identity_as_output(inputs)
+        azure_name = _azure_name(args.typ, args.name, inputs)
+        resource_id = _resource_id(args.typ, azure_name, inputs)
+        computed = COMPUTED_OUTPUTS.get(args.typ, lambda n, i: {})(azure_name, inputs)
+        return resource_id, {**inputs, "name": azure_name, "id": resource_id, **computed}
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        if args.token == "azure-native:authorization:getClientConfig":
+            return {
+                "clientId": _stable_guid("deployer-client"),
+                "objectId": _stable_guid("deployer-object"),
+                "subscriptionId": FAKE_SUBSCRIPTION_ID,
+                "tenantId": FAKE_TENANT_ID,
+            }
+        raise NotImplementedError(f"no mock for invoke {args.token}; add one in tools/offline.py")
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The SDK's mock monitor, also keeping the resource options the mocks API does not expose."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks):
+        super().__init__(mocks)
+        self.requests: dict[str, Any] = {}
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        self.requests[response.urn] = request
+        return response
+
+
+# ------------------------------------------------------------------------------------------------
+# Config: the stack file as the CLI would hand it to the program
+# ------------------------------------------------------------------------------------------------
+
+
+def stack_config_values(stack: str) -> dict[str, Any]:
+    """The `config:` mapping of `Pulumi.<stack>.yaml`, keys as written (`aichat:network`, ...)."""
+    path = REPO_ROOT / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        raise FileNotFoundError(f"no stack file {path.name}; stacks here: {', '.join(known_stacks())}")
+    return dict((yaml.safe_load(path.read_text()) or {}).get("config") or {})
+
+
+def known_stacks() -> list[str]:
+    return sorted(p.name.split(".")[1] for p in REPO_ROOT.glob("Pulumi.*.yaml"))
+
+
+def _as_engine_config(values: Mapping[str, Any]) -> dict[str, str]:
+    """The CLI passes objects as JSON text and scalars as strings."""
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
+
+
+# ------------------------------------------------------------------------------------------------
+# Running the program
+# ------------------------------------------------------------------------------------------------
+
+
+def run_program(
+    stack: str,
+    *,
+    config: Optional[Mapping[str, Any]] = None,
+    program: Path = REPO_ROOT / "__main__.py",
+) -> ProgramRun:
+    """Run `program` for `stack` under mocks. `config` replaces the stack file's values when given."""
+    values = dict(stack_config_values(stack) if config is None else config)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        pulumi_settings.ROOT.set(None)
+        monitor = RecordingMonitor(AzureMocks())
+        pulumi.runtime.set_mocks(AzureMocks(), project=PROJECT, stack=stack, preview=False, monitor=monitor)
+        pulumi.runtime.set_all_config(_as_engine_config(values))
+        if str(REPO_ROOT) not in sys.path:
+            sys.path.insert(0, str(REPO_ROOT))
+        loop.run_until_complete(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
+        outputs = loop.run_until_complete(_resolve_stack_outputs())
+        return ProgramRun(stack=stack, resources=_registrations(monitor), outputs=outputs, config=values)
+    finally:
+        pulumi_settings.ROOT.set(None)
+        pulumi.runtime.set_all_config({})
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+async def _resolve_stack_outputs() -> dict[str, Any]:
+    root = pulumi_settings.get_root_resource()
+    resolved = {}
+    for name, value in getattr(root, "outputs", {}).items():
+        resolved[name] = await pulumi.Output.from_input(value).future()
+    return resolved
+
+
+def _registrations(monitor: RecordingMonitor) -> list[Registration]:
+    registrations = []
+    for urn, request in monitor.requests.items():
+        if request.type == "pulumi:pulumi:Stack":
+            continue
+        state = monitor.resources.get(urn)
+        inputs = pulumi.runtime.rpc.deserialize_properties(request.object)
+        timeouts = request.customTimeouts
+        registrations.append(
+            Registration(
+                urn=urn,
+                type=request.type,
+                name=request.name,
+                inputs=_plain(inputs),
+                outputs=_plain(dict(state.state)) if state else {},
+                parent=request.parent,
+                custom=request.custom,
+                protect=request.protect,
+                depends_on=tuple(request.dependencies),
+                custom_timeouts={k: getattr(timeouts, k) for k in ("create", "update", "delete") if getattr(timeouts, k)},
+            )
+        )
+    return registrations
+
+
+def _plain(value: Any) -> Any:
+    """Wire values as plain Python (the mock returns floats for numbers; keep them as they are)."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items() if k != "__defaults"}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
