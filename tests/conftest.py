@@ -1,0 +1,54 @@
+"""Shared fixtures: the real program evaluated under Pulumi mocks, once per stack per test session."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any, Callable
+
+import pytest
+
+from tools.offline import ProgramRun, run_program, stack_config_values
+
+STACKS = ("dev", "prod")
+
+
+@pytest.fixture(scope="session")
+def program_runs() -> dict[str, ProgramRun]:
+    """{stack: ProgramRun} for every stack file in the repo (evaluated once; tests must not mutate)."""
+    return {stack: run_program(stack) for stack in STACKS}
+
+
+@pytest.fixture(params=STACKS)
+def program(request, program_runs) -> ProgramRun:
+    """Parametrised over dev and prod: a test using it runs once per stack."""
+    return program_runs[request.param]
+
+
+@pytest.fixture
+def dev(program_runs) -> ProgramRun:
+    return program_runs["dev"]
+
+
+@pytest.fixture
+def prod(program_runs) -> ProgramRun:
+    return program_runs["prod"]
+
+
+@pytest.fixture
+def stack_values() -> Callable[[str], dict[str, Any]]:
+    """A fresh, mutable copy of a stack file's config values, for tests that break one key."""
+
+    def load(stack: str) -> dict[str, Any]:
+        return copy.deepcopy(stack_config_values(stack))
+
+    return load
+
+
+@pytest.fixture
+def run_with() -> Callable[..., ProgramRun]:
+    """Run the program for a stack with the given config values (see stack_values)."""
+
+    def run(stack: str, values: dict[str, Any]) -> ProgramRun:
+        return run_program(stack, config=values)
+
+    return run
