@@ -1,0 +1,1 @@
+"""Applications that the infrastructure in this repository deploys."""

@@ -1,0 +1,1 @@
+"""RAG chat over PostgreSQL/pgvector with citations, streaming and document-level access control."""

