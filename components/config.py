@@ -43,7 +43,9 @@ class Section:
         self._seen: set[str] = set()
 
     def key(self, name: str) -> str:
-        return f"{self.path}.{name}"
+        # Top-level keys read as Pulumi writes them (`aichat:network`), nested ones with dots.
+        separator = ":" if self.path == PROJECT else "."
+        return f"{self.path}{separator}{name}"
 
     def _take(self, name: str, default: Any) -> Any:
         self._seen.add(name)
@@ -379,6 +381,12 @@ def _parse_app_service(section: Section) -> AppServiceConfig:
         ),
         health_check_path=section.string("healthCheckPath", "/healthz", pattern=r"/[A-Za-z0-9/_-]*"),
     )
+    first_part = config.image.split("/", 1)[0]
+    if "/" in config.image and ("." in first_part or first_part == "localhost"):
+        raise ConfigError(
+            f"{section.key('image')}: {config.image!r} names a registry host ({first_part}); give repository:tag "
+            "only - images always come from this stack's private registry"
+        )
     if config.zone_redundant and config.instance_count < 2:
         raise ConfigError(
             f"{section.key('instanceCount')}: {config.instance_count} with zoneRedundant: true; "

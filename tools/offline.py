@@ -53,6 +53,14 @@ class Registration:
         return self.outputs.get("id")
 
 
+class ProgramError(Exception):
+    """The program raised; `resources` are what it had registered by then (config errors: none)."""
+
+    def __init__(self, cause: BaseException, resources: list["Registration"]):
+        super().__init__(str(cause))
+        self.resources = resources
+
+
 @dataclass
 class ProgramRun:
     """Everything one evaluation of the program produced."""
@@ -242,7 +250,10 @@ def run_program(
         pulumi.runtime.set_all_config(_as_engine_config(values))
         if str(REPO_ROOT) not in sys.path:
             sys.path.insert(0, str(REPO_ROOT))
-        loop.run_until_complete(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
+        try:
+            loop.run_until_complete(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
+        except Exception as error:
+            raise ProgramError(error, _registrations(monitor)) from error
         outputs = loop.run_until_complete(_resolve_stack_outputs())
         return ProgramRun(stack=stack, resources=_registrations(monitor), outputs=outputs, config=values)
     finally:

@@ -1,0 +1,161 @@
+"""Bad stack config fails before any resource exists, with a message naming key, value and what is allowed."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.config import ConfigError, parse_stack_config
+from tools.offline import ProgramError
+
+
+def values_of(stack_values, stack: str) -> dict:
+    """The stack file's config without the `aichat:` prefix (what parse_stack_config takes)."""
+    return {k.split(":", 1)[1]: v for k, v in stack_values(stack).items() if k.startswith("aichat:")}
+
+
+def error_for(values: dict, stack: str = "dev") -> str:
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config(values, stack)
+    return str(raised.value)
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_the_stack_files_are_valid(stack_values, stack):
+    config = parse_stack_config(values_of(stack_values, stack), stack)
+    assert config.environment == stack
+
+
+def test_overlapping_subnets_are_rejected(stack_values):
+    values = values_of(stack_values, "dev")
+    values["network"]["subnets"]["jobs"] = "10.40.1.128/27"  # inside privateEndpoints 10.40.1.0/24
+    message = error_for(values)
+    assert "aichat:network.subnets.jobs" in message and "10.40.1.128/27" in message and "overlaps" in message
+    assert "aichat:network.subnets.privateEndpoints" in message
+
+
+def test_subnet_outside_the_address_space_is_rejected(stack_values):
+    values = values_of(stack_values, "dev")
+    values["network"]["subnets"]["jobs"] = "10.99.0.0/27"
+    message = error_for(values)
+    assert "aichat:network.subnets.jobs: 10.99.0.0/27 is outside the address space 10.40.0.0/16" in message
+
+
+def test_subnet_too_small_for_its_service_is_rejected(stack_values):
+    values = values_of(stack_values, "dev")
+    values["network"]["subnets"]["appService"] = "10.40.0.0/28"
+    message = error_for(values)
+    assert "aichat:network.subnets.appService" in message and "too small (/28)" in message and "/26 or larger" in message
+
+
+def test_a_cidr_that_is_not_a_cidr_is_rejected(stack_values):
+    values = values_of(stack_values, "dev")
+    values["network"]["addressSpace"] = "10.40.0.1/16"  # host bits set
+    assert "aichat:network.addressSpace: '10.40.0.1/16' is not an IPv4 CIDR block" in error_for(values)
+
+
+def test_a_public_address_space_is_rejected(stack_values):
+    values = values_of(stack_values, "dev")
+    values["network"]["addressSpace"] = "8.8.0.0/16"
+    assert "is not a private range" in error_for(values)
+
+
+def test_unknown_sku_is_rejected_with_the_allowed_list(stack_values):
+    values = values_of(stack_values, "dev")
+    values["appService"]["skuName"] = "F1"
+    message = error_for(values)
+    assert "aichat:appService.skuName: 'F1' is not allowed" in message and "P0v3" in message
+
+
+def test_sku_that_does_not_match_its_tier_is_rejected(stack_values):
+    values = values_of(stack_values, "dev")
+    values["postgres"]["skuName"] = "Standard_D2ds_v5"  # a GeneralPurpose SKU on the Burstable tier
+    message = error_for(values)
+    assert "aichat:postgres.skuName" in message and "not a Burstable SKU" in message
+
+
+@pytest.mark.parametrize("capacity", [0, -1])
+def test_zero_or_negative_capacity_is_rejected(stack_values, capacity):
+    values = values_of(stack_values, "dev")
+    values["appService"]["instanceCount"] = capacity
+    message = error_for(values)
+    assert f"aichat:appService.instanceCount: {capacity} is out of range; allowed: 1 to 30" in message
+
+
+def test_storage_size_azure_does_not_offer_is_rejected(stack_values):
+    values = values_of(stack_values, "dev")
+    values["postgres"]["storageSizeGb"] = 100
+    assert "aichat:postgres.storageSizeGb: 100 is not a size Azure offers" in error_for(values)
+
+
+@pytest.mark.parametrize(
+    "path, expected",
+    [
+        (("location",), "aichat:location is required but not set"),
+        (("network",), "aichat:network is required but not set"),
+        (("postgres", "tier"), "aichat:postgres.tier is required but not set"),
+        (("appService", "image"), "aichat:appService.image is required but not set"),
+    ],
+)
+def test_missing_required_key_is_named(stack_values, path, expected):
+    values = values_of(stack_values, "dev")
+    holder = values
+    for part in path[:-1]:
+        holder = holder[part]
+    del holder[path[-1]]
+    assert expected in error_for(values)
+
+
+def test_misspelt_key_is_reported_not_ignored(stack_values):
+    values = values_of(stack_values, "dev")
+    values["postgres"]["storageSizeGB"] = 64
+    message = error_for(values)
+    assert "aichat:postgres: unknown key(s) storageSizeGB" in message and "storageSizeGb" in message
+
+
+def test_wrong_type_is_rejected(stack_values):
+    values = values_of(stack_values, "dev")
+    values["postgres"]["geoRedundantBackup"] = "sometimes"
+    assert "aichat:postgres.geoRedundantBackup: expected true or false, got 'sometimes'" in error_for(values)
+
+
+def test_prod_must_protect_stateful_resources(stack_values):
+    values = values_of(stack_values, "prod")
+    values["protectStatefulResources"] = False
+    assert "aichat:protectStatefulResources: false is not allowed for a prod stack" in error_for(values, "prod")
+
+
+def test_prod_may_not_open_the_registry_to_build_agents(stack_values):
+    values = values_of(stack_values, "prod")
+    values["registry"]["buildAgentIpRanges"] = ["203.0.113.0/24"]
+    assert "aichat:registry.buildAgentIpRanges" in error_for(values, "prod")
+
+
+def test_high_availability_is_not_offered_on_burstable(stack_values):
+    values = values_of(stack_values, "dev")
+    values["postgres"]["highAvailability"] = True
+    assert "aichat:postgres.highAvailability: true is not available on the Burstable tier" in error_for(values)
+
+
+def test_image_with_a_registry_host_is_rejected(stack_values):
+    values = values_of(stack_values, "dev")
+    values["appService"]["image"] = "docker.io/library/nginx:latest"
+    message = error_for(values)
+    assert "aichat:appService.image" in message
+
+
+def test_invalid_config_fails_before_any_resource_is_registered(stack_values, run_with):
+    values = stack_values("dev")
+    values["aichat:network"]["subnets"]["jobs"] = "10.40.0.0/27"  # overlaps appService
+    with pytest.raises(ProgramError) as raised:
+        run_with("dev", values)
+    assert isinstance(raised.value.__cause__, ConfigError)
+    assert "aichat:network.subnets.jobs" in str(raised.value)
+    assert raised.value.resources == []
+
+
+def test_unknown_top_level_key_in_the_stack_file_is_reported(stack_values, run_with):
+    values = stack_values("dev")
+    values["aichat:netwrok"] = {"addressSpace": "10.0.0.0/16"}
+    with pytest.raises(ProgramError) as raised:
+        run_with("dev", values)
+    assert "unknown key(s) netwrok" in str(raised.value)
