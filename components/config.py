@@ -285,11 +285,14 @@ def _parse_key_vault(section: Section) -> KeyVaultConfig:
     return config
 
 
+_RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+
+
 def _parse_registry(section: Section, environment: str) -> RegistryConfig:
     ranges = section.items("buildAgentIpRanges", [])
     for index, value in enumerate(ranges):
         block = _cidr(f"{section.key('buildAgentIpRanges')}[{index}]", value)
-        if block.is_private:
+        if any(block.subnet_of(private) for private in _RFC1918):
             raise ConfigError(
                 f"{section.key('buildAgentIpRanges')}[{index}]: {block} is private; agents inside the VNet "
                 "reach the registry through its private endpoint and need no rule"

@@ -1,0 +1,44 @@
+"""Key Vault: RBAC, soft delete + purge protection, private only; generated secrets readable by the app only."""
+
+from __future__ import annotations
+
+from components.roles import BuiltInRole
+
+
+def test_vault_uses_rbac_soft_delete_and_purge_protection(program):
+    properties = program.one("azure-native:keyvault:Vault").inputs["properties"]
+    assert properties["enableRbacAuthorization"] is True
+    assert properties["enableSoftDelete"] is True
+    assert properties["enablePurgeProtection"] is True
+    assert properties["softDeleteRetentionInDays"] == program.config["aichat:keyVault"]["softDeleteRetentionDays"]
+
+
+def test_vault_has_no_public_network_access(program):
+    properties = program.one("azure-native:keyvault:Vault").inputs["properties"]
+    assert properties["publicNetworkAccess"] == "Disabled"
+    assert properties["networkAcls"]["defaultAction"] == "Deny"
+    assert not properties.get("accessPolicies")
+
+
+def test_vault_is_protected_in_prod_only(dev, prod):
+    assert prod.one("azure-native:keyvault:Vault").protect is True
+    assert dev.one("azure-native:keyvault:Vault").protect is False
+
+
+def test_generated_secret_comes_from_random_and_is_stored_in_the_vault(program):
+    password = program.one("random:index/randomPassword:RandomPassword")
+    secret = program.one("azure-native:keyvault:Secret")
+    assert secret.inputs["properties"]["value"] == password.outputs["result"]
+    assert secret.inputs["vaultName"] == program.one("azure-native:keyvault:Vault").outputs["name"]
+
+
+def test_app_identity_may_read_that_secret_and_nothing_wider(program):
+    secret = program.one("azure-native:keyvault:Secret")
+    app_identity = program.one("azure-native:managedidentity:UserAssignedIdentity", "identities-app")
+    readers = [
+        r for r in program.of_type("azure-native:authorization:RoleAssignment")
+        if r.inputs["roleDefinitionId"].endswith(BuiltInRole.KEY_VAULT_SECRETS_USER.value)
+    ]
+    assert [(r.inputs["scope"], r.inputs["principalId"]) for r in readers] == [
+        (secret.id, app_identity.outputs["principalId"])
+    ]

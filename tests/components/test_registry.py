@@ -1,0 +1,44 @@
+"""Container Registry: Premium, no admin user, no anonymous pull, private; AcrPull for the app on it alone."""
+
+from __future__ import annotations
+
+from components.roles import BuiltInRole
+
+
+def test_registry_is_premium_with_admin_and_anonymous_pull_off(program):
+    registry = program.one("azure-native:containerregistry:Registry").inputs
+    assert registry["sku"]["name"] == "Premium"
+    assert registry["adminUserEnabled"] is False
+    assert registry["anonymousPullEnabled"] is False
+
+
+def test_registry_public_network_access_is_off_by_default(program):
+    registry = program.one("azure-native:containerregistry:Registry").inputs
+    assert registry["publicNetworkAccess"] == "Disabled"
+    assert registry["networkRuleSet"]["defaultAction"] == "Deny"
+    assert registry["networkRuleSet"]["ipRules"] == []
+
+
+def test_dev_build_agent_switch_allows_only_the_listed_ranges(stack_values, run_with):
+    values = stack_values("dev")
+    values["aichat:registry"]["buildAgentIpRanges"] = ["203.0.113.0/28"]
+    registry = run_with("dev", values).one("azure-native:containerregistry:Registry").inputs
+    assert registry["publicNetworkAccess"] == "Enabled"
+    assert registry["networkRuleSet"]["defaultAction"] == "Deny"
+    assert registry["networkRuleSet"]["ipRules"] == [{"action": "Allow", "iPAddressOrRange": "203.0.113.0/28"}]
+
+
+def test_registry_is_protected_in_prod_only(dev, prod):
+    assert prod.one("azure-native:containerregistry:Registry").protect is True
+    assert dev.one("azure-native:containerregistry:Registry").protect is False
+
+
+def test_app_identity_has_acr_pull_scoped_to_the_registry(program):
+    registry = program.one("azure-native:containerregistry:Registry")
+    app_identity = program.one("azure-native:managedidentity:UserAssignedIdentity", "identities-app")
+    pulls = [
+        r for r in program.of_type("azure-native:authorization:RoleAssignment")
+        if r.inputs["roleDefinitionId"].endswith(BuiltInRole.ACR_PULL.value)
+        and r.inputs["principalId"] == app_identity.outputs["principalId"]
+    ]
+    assert [r.inputs["scope"] for r in pulls] == [registry.id]
