@@ -234,6 +234,8 @@ class StackConfig:
     postgres: PostgresConfig
     app_service: AppServiceConfig
     observability: ObservabilityConfig
+    openai: "OpenAiConfig"
+    gateway: "GatewayConfig"
 
     @property
     def is_production(self) -> bool:
@@ -405,6 +407,219 @@ def _parse_observability(section: Section) -> ObservabilityConfig:
     return config
 
 
+# --------------------------------------------------------------------------------------------
+# Azure OpenAI accounts and the API Management gateway in front of them (docs/gateway.md)
+# --------------------------------------------------------------------------------------------
+
+# Models the app can use, by the role they play. The app sends `dimensions` with embedding
+# requests, which only the text-embedding-3 family accepts (ada-002 is left out on purpose).
+OPENAI_MODELS = {
+    "chat": ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano"),
+    "embedding": ("text-embedding-3-small", "text-embedding-3-large"),
+}
+# Pay-as-you-go deployment types; capacity is in thousands of tokens per minute.
+OPENAI_DEPLOYMENT_SKUS = ("Standard", "GlobalStandard", "DataZoneStandard")
+# Azure's limits for a member of an API Management backend pool.
+POOL_PRIORITY_RANGE = (1, 100)
+POOL_WEIGHT_RANGE = (1, 100)
+GATEWAY_SKUS = ("Developer", "Premium")
+_ISO_DURATION = r"PT(?=\d)(\d+H)?(\d+M)?(\d+S)?"
+
+
+@dataclass(frozen=True)
+class ModelDeploymentConfig:
+    """One model deployment, the same on every account (the pool needs identical deployment names)."""
+
+    role: str  # chat | embedding
+    deployment_name: str  # what the app sends as `model` (CHAT_MODEL / EMBEDDING_MODEL)
+    model_name: str
+    model_version: str
+    sku_name: str
+    capacity: int  # default capacity on each account, thousands of tokens per minute
+
+
+@dataclass(frozen=True)
+class OpenAiInstanceConfig:
+    """One Azure OpenAI account and its place in the gateway's backend pool."""
+
+    name: str
+    region: str
+    priority: int  # lower = preferred; the next priority only gets traffic when all better members are out
+    weight: int  # share of traffic among members with the same priority
+    capacity: Mapping[str, int]  # role -> capacity on this account (overrides the model's default)
+
+    def capacity_for(self, model: ModelDeploymentConfig) -> int:
+        return self.capacity.get(model.role, model.capacity)
+
+
+@dataclass(frozen=True)
+class OpenAiConfig:
+    allow_shared_region: bool
+    chat_model: ModelDeploymentConfig
+    embedding_model: ModelDeploymentConfig
+    instances: tuple[OpenAiInstanceConfig, ...]
+
+    @property
+    def models(self) -> tuple[ModelDeploymentConfig, ...]:
+        return (self.chat_model, self.embedding_model)
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(instance.region for instance in self.instances))
+
+
+@dataclass(frozen=True)
+class CircuitBreakerConfig:
+    failure_count: int  # failures within failure_interval that trip a member
+    failure_interval: str  # ISO 8601 duration
+    trip_duration: str  # how long a tripped member gets no traffic (unless the backend sent Retry-After)
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    sku: str
+    capacity: int
+    publisher_email: str
+    publisher_name: str
+    tokens_per_minute_per_caller: int
+    metric_namespace: str
+    circuit_breaker: CircuitBreakerConfig
+
+
+def _parse_model(section: Section, role: str) -> ModelDeploymentConfig:
+    known = OPENAI_MODELS[role]
+    model_name = section.string("model")
+    if model_name not in known:
+        other_role = next((r for r, names in OPENAI_MODELS.items() if model_name in names), None)
+        why = f"it is a {other_role} model" if other_role else "unknown model"
+        raise ConfigError(
+            f"{section.key('model')}: {model_name!r} cannot serve as the {role} model ({why}); "
+            f"allowed: {', '.join(known)}"
+        )
+    config = ModelDeploymentConfig(
+        role=role,
+        deployment_name=section.string(
+            "deployment", model_name, pattern=r"[A-Za-z0-9][A-Za-z0-9._-]{1,63}", hint="2-64 letters, digits, . _ -"
+        ),
+        model_name=model_name,
+        model_version=section.string(
+            "version", pattern=r"\d{4}-\d{2}-\d{2}|\d+", hint="a model version such as 2024-07-18 or 1"
+        ),
+        sku_name=section.string("sku", "GlobalStandard", choices=OPENAI_DEPLOYMENT_SKUS),
+        capacity=section.integer("capacity", minimum=1, maximum=10000),
+    )
+    section.finish()
+    return config
+
+
+def _parse_openai_instance(key: str, raw: Any) -> OpenAiInstanceConfig:
+    section = Section(key, raw)
+    capacity_section = section.section("capacity", {})
+    capacity = {
+        role: capacity_section.integer(role, minimum=1, maximum=10000)
+        for role in OPENAI_MODELS
+        if role in (raw.get("capacity") or {})  # only the roles this instance overrides
+    }
+    capacity_section.finish()
+    instance = OpenAiInstanceConfig(
+        name=section.string(
+            "name", pattern=r"[a-z][a-z0-9]{1,11}", hint="2-12 lower-case letters and digits, starting with a letter"
+        ),
+        region=section.string("region", pattern=_LOCATION, hint="an Azure region name such as swedencentral"),
+        priority=section.integer("priority", 1, minimum=POOL_PRIORITY_RANGE[0], maximum=POOL_PRIORITY_RANGE[1]),
+        weight=section.integer("weight", 1, minimum=POOL_WEIGHT_RANGE[0], maximum=POOL_WEIGHT_RANGE[1]),
+        capacity=capacity,
+    )
+    section.finish()
+    return instance
+
+
+def _check_openai_instances(key: str, instances: Sequence[OpenAiInstanceConfig], environment: str, shared_ok: bool):
+    names = [instance.name for instance in instances]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ConfigError(f"{key}: duplicate instance name(s) {', '.join(duplicates)}; each name must be unique")
+    regions = [instance.region for instance in instances]
+    repeated = sorted({region for region in regions if regions.count(region) > 1})
+    if repeated and not shared_ok:
+        raise ConfigError(
+            f"{key}: region(s) {', '.join(repeated)} listed more than once; accounts in one region share that "
+            "region's quota, so a second one adds no capacity. Use another region, or set "
+            "aichat:openai.allowSharedRegion: true"
+        )
+    minimum_accounts, minimum_regions = (3, 2) if environment == "prod" else (2, 1)
+    if len(instances) < minimum_accounts:
+        raise ConfigError(
+            f"{key}: {len(instances)} instance(s) for a {environment} stack; at least {minimum_accounts} are needed "
+            "so that the gateway can fail over when one account is throttled or down"
+        )
+    if len(set(regions)) < minimum_regions:
+        raise ConfigError(
+            f"{key}: all instances are in {regions[0]}; a {environment} stack needs accounts in at least "
+            f"{minimum_regions} regions so that a regional outage does not stop the chat"
+        )
+
+
+def _parse_openai(section: Section, environment: str) -> OpenAiConfig:
+    models = section.section("models")
+    chat_model = _parse_model(models.section("chat"), "chat")
+    embedding_model = _parse_model(models.section("embedding"), "embedding")
+    models.finish()
+    if chat_model.deployment_name == embedding_model.deployment_name:
+        raise ConfigError(
+            f"{models.key('embedding')}.deployment: {embedding_model.deployment_name!r} is also the chat deployment; "
+            "the two deployments need different names"
+        )
+    raw_instances = section.items("instances")
+    if not raw_instances:
+        raise ConfigError(f"{section.key('instances')}: no instances; list the Azure OpenAI accounts to create")
+    instances = tuple(
+        _parse_openai_instance(f"{section.key('instances')}[{i}]", raw) for i, raw in enumerate(raw_instances)
+    )
+    shared_ok = section.boolean("allowSharedRegion", False)
+    _check_openai_instances(section.key("instances"), instances, environment, shared_ok)
+    section.finish()
+    return OpenAiConfig(shared_ok, chat_model, embedding_model, instances)
+
+
+def _parse_circuit_breaker(section: Section) -> CircuitBreakerConfig:
+    duration_hint = "an ISO 8601 duration such as PT1M or PT30S"
+    config = CircuitBreakerConfig(
+        failure_count=section.integer("failureCount", 1, minimum=1, maximum=1000),
+        failure_interval=section.string("failureInterval", "PT1M", pattern=_ISO_DURATION, hint=duration_hint),
+        trip_duration=section.string("tripDuration", "PT1M", pattern=_ISO_DURATION, hint=duration_hint),
+    )
+    section.finish()
+    return config
+
+
+def _parse_gateway(section: Section, environment: str) -> GatewayConfig:
+    sku = section.string("sku", choices=GATEWAY_SKUS)
+    if sku == "Developer" and environment == "prod":
+        raise ConfigError(
+            f"{section.key('sku')}: 'Developer' is not allowed for a prod stack (no SLA, a single unit, downtime "
+            "on updates); use Premium"
+        )
+    capacity_limit = 1 if sku == "Developer" else 12
+    config = GatewayConfig(
+        sku=sku,
+        capacity=section.integer("capacity", 1, minimum=1, maximum=capacity_limit),
+        publisher_email=section.string(
+            "publisherEmail", pattern=r"[^@\s]+@[^@\s]+\.[^@\s]+", hint="an e-mail address such as team@example.com"
+        ),
+        publisher_name=section.string("publisherName"),
+        tokens_per_minute_per_caller=section.integer(
+            "tokensPerMinutePerCaller", minimum=1000, maximum=100_000_000
+        ),
+        metric_namespace=section.string(
+            "metricNamespace", "aichat-openai", pattern=r"[A-Za-z][A-Za-z0-9._-]{0,63}", hint="letters, digits, . _ -"
+        ),
+        circuit_breaker=_parse_circuit_breaker(section.section("circuitBreaker", {})),
+    )
+    section.finish()
+    return config
+
+
 def parse_stack_config(values: Mapping[str, Any], stack: str) -> StackConfig:
     """Build a validated StackConfig from `{key: value}` with keys without the `aichat:` prefix."""
     root = Section(PROJECT, values)
@@ -425,6 +640,8 @@ def parse_stack_config(values: Mapping[str, Any], stack: str) -> StackConfig:
         postgres=_parse_postgres(root.section("postgres")),
         app_service=_parse_app_service(root.section("appService")),
         observability=_parse_observability(root.section("observability", {})),
+        openai=_parse_openai(root.section("openai"), environment),
+        gateway=_parse_gateway(root.section("gateway"), environment),
     )
     if environment == "prod" and not config.protect_stateful_resources:
         raise ConfigError(
