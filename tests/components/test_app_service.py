@@ -1,0 +1,84 @@
+"""App Service: container from the private registry by managed identity, VNet-integrated, locked down."""
+
+from __future__ import annotations
+
+import pytest
+
+
+def site(program):
+    return program.one("azure-native:web:WebApp")
+
+
+def app_settings(program) -> dict[str, str]:
+    return {s["name"]: s["value"] for s in site(program).inputs["siteConfig"]["appSettings"]}
+
+
+def test_runs_the_configured_image_from_the_stack_registry(program):
+    registry = program.one("azure-native:containerregistry:Registry")
+    image = program.config["aichat:appService"]["image"]
+    assert site(program).inputs["siteConfig"]["linuxFxVersion"] == f"DOCKER|{registry.outputs['loginServer']}/{image}"
+
+
+def test_pulls_with_the_user_assigned_identity_not_a_password(program):
+    identity = program.one("azure-native:managedidentity:UserAssignedIdentity", "identities-app")
+    inputs = site(program).inputs
+    assert inputs["identity"]["type"] == "UserAssigned"
+    assert inputs["siteConfig"]["acrUseManagedIdentityCreds"] is True
+    assert inputs["siteConfig"]["acrUserManagedIdentityId"] == identity.outputs["clientId"]
+    assert not {"DOCKER_REGISTRY_SERVER_PASSWORD", "DOCKER_REGISTRY_SERVER_USERNAME"} & set(app_settings(program))
+
+
+def test_all_outbound_traffic_and_image_pulls_go_through_the_vnet(program):
+    inputs = site(program).inputs
+    assert inputs["virtualNetworkSubnetId"].endswith("/subnets/snet-app")
+    assert inputs["outboundVnetRouting"]["applicationTraffic"] is True
+    assert inputs["outboundVnetRouting"]["imagePullTraffic"] is True
+
+
+def test_https_only_modern_tls_and_no_ftp(program):
+    inputs = site(program).inputs
+    assert inputs["httpsOnly"] is True
+    assert inputs["siteConfig"]["minTlsVersion"] == "1.2"
+    assert inputs["siteConfig"]["scmMinTlsVersion"] == "1.2"
+    assert inputs["siteConfig"]["ftpsState"] == "Disabled"
+
+
+@pytest.mark.parametrize("policy_type", ["azure-native:web:WebAppFtpAllowed", "azure-native:web:WebAppScmAllowed"])
+def test_basic_publishing_credentials_are_off(program, policy_type):
+    policy = program.one(policy_type)
+    assert policy.inputs["allow"] is False
+    assert policy.inputs["name"] == site(program).outputs["name"]
+
+
+def test_health_check_and_always_on(program):
+    config = site(program).inputs["siteConfig"]
+    assert config["healthCheckPath"] == program.config["aichat:appService"]["healthCheckPath"]
+    assert config["alwaysOn"] is True
+
+
+def test_secrets_are_key_vault_references_never_values(program):
+    settings = app_settings(program)
+    secret_values = [p.outputs["result"] for p in program.of_type("random:index/randomPassword:RandomPassword")]
+    assert secret_values
+    assert not any(value in str(setting) for value in secret_values for setting in settings.values())
+    vault_uri = program.one("azure-native:keyvault:Vault").outputs["properties"]["vaultUri"]
+    assert settings["SESSION_SIGNING_KEY"] == f"@Microsoft.KeyVault(SecretUri={vault_uri}secrets/session-signing-key)"
+    identity = program.one("azure-native:managedidentity:UserAssignedIdentity", "identities-app")
+    assert site(program).inputs["keyVaultReferenceIdentity"] == identity.id
+
+
+def test_app_is_told_how_to_reach_postgres_keylessly(program):
+    settings = app_settings(program)
+    identity = program.one("azure-native:managedidentity:UserAssignedIdentity", "identities-app")
+    assert settings["POSTGRES_HOST"] == program.outputs["postgresHost"]
+    assert settings["POSTGRES_USER"] == identity.outputs["name"]
+    assert settings["AZURE_CLIENT_ID"] == identity.outputs["clientId"]
+    assert not any("password" in key.lower() for key in settings)
+
+
+def test_plan_is_linux_with_configured_sku_and_instances(program):
+    plan = program.one("azure-native:web:AppServicePlan").inputs
+    config = program.config["aichat:appService"]
+    assert plan["reserved"] is True and plan["kind"] == "linux"
+    assert plan["sku"]["name"] == config["skuName"] and plan["sku"]["capacity"] == config["instanceCount"]
+    assert plan["zoneRedundant"] == config["zoneRedundant"]
