@@ -1,0 +1,28 @@
+# Developer entry points. `make setup` once, then `make run` (local chat) or `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: setup run test lint plan bench
+
+setup: $(BIN)/activate
+$(BIN)/activate: requirements.txt requirements-dev.txt apps/chat/requirements.txt apps/chat/requirements-local.txt apps/chat/requirements-test.txt benchmarks/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $(BIN)/activate
+
+run: setup  ## the chat app on http://127.0.0.1:8000 with an embedded PostgreSQL and sample documents
+	$(BIN)/python -m apps.chat serve
+
+test: setup  ## every test: program under mocks, policy pack, app against real PostgreSQL, browser
+	$(BIN)/python -m pytest
+
+lint: setup
+	$(BIN)/ruff check .
+
+plan: setup  ## offline plan and topology diagram of a stack: make plan STACK=dev
+	$(BIN)/python -m tools.plan $(or $(STACK),dev)
+
+bench: setup  ## figures for the program's start-up and the app (see benchmarks/README.md)
+	$(BIN)/python -m benchmarks.program_startup
