@@ -4,7 +4,7 @@
 
 QA.jsonl holds one JSON object per line with "question" and "truth" (the format Azure's RAG evaluator
 uses); the truth cites its source in the protocol's style, e.g. "... [README.md#page=1]" (a citation
-without "#page=" matches every page of that source). Each question goes to POST /chat, either of a
+without "#page=" matches every page of that source, and "guide.md" also matches "docs/guide.md"). Each question goes to POST /chat, either of a
 running app (--url) or of the local app run in-process (the default). The results folder gets:
 
 - results.jsonl: one line per question: the answer, its data points, retrieval and answer metrics;
@@ -136,10 +136,14 @@ def data_point_keys(data_points: Iterable[str]) -> list[str]:
 
 
 def cites(citation: str, truth_source: str) -> bool:
-    """True when a citation refers to the truth's source (and page, if the truth names one)."""
+    """True when a citation refers to the truth's source (and page, if the truth names one).
+
+    A truth may name the file without the folders it was ingested from: "guide.md" matches
+    "docs/guide.md", so one ground-truth file serves however the corpus was ingested."""
     source, page = split_source(citation)
     truth_name, truth_page = split_source(truth_source)
-    return source == truth_name and (truth_page is None or page == truth_page)
+    same_source = source == truth_name or source.endswith("/" + truth_name.lstrip("/"))
+    return same_source and (truth_page is None or page == truth_page)
 
 
 def first_rank(keys: list[str], truth_sources: list[str]) -> int | None:

@@ -11,6 +11,8 @@ import pytest
 from apps.chat import evaluate
 from apps.chat.evaluate import Case, EvaluationInputError, load_cases
 
+from .fake_openai import default_reply
+
 README_PASSAGE = "README.md#page=1: Run python -m apps.chat serve to start the app locally."
 SETUP_PASSAGE = "docs/setup.md#page=2: Set POSTGRES_HOST to use Azure PostgreSQL."
 
@@ -89,6 +91,13 @@ def test_a_truth_source_without_page_matches_every_page_of_it():
     assert evaluate.cites("docs/setup.md#page=2", "docs/setup.md#page=2")
     assert not evaluate.cites("docs/setup.md#page=3", "docs/setup.md#page=2")
     assert not evaluate.cites("docs/setup.md.bak#page=2", "docs/setup.md")
+
+
+def test_a_truth_source_may_leave_out_the_folders_the_corpus_was_ingested_from():
+    assert evaluate.cites("corpus/docs/setup.md#page=2", "setup.md")
+    assert evaluate.cites("corpus/docs/setup.md#page=2", "docs/setup.md#page=2")
+    assert not evaluate.cites("corpus/docs/my-setup.md#page=2", "setup.md")
+    assert not evaluate.cites("setup.md#page=2", "docs/setup.md")
 
 
 def test_retrieval_and_citation_metrics_for_one_question():
@@ -204,3 +213,96 @@ def test_results_folder_has_per_question_lines_and_a_summary(tmp_path):
     assert [json.loads(line)["question"] for line in lines] == ["How to run?", "Again?"]
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["retrieval"]["source_found_rate"] == 1.0
     assert "truth source among the data points: 1.0" in (tmp_path / "out" / "summary.txt").read_text()
+
+
+# ---- Against the app (embedded PostgreSQL, fake OpenAI server) ----
+
+QUESTIONS = [
+    {"question": "How many days of paid vacation do employees get?", "truth": "Twenty-five days [vacation.md]"},
+    {"question": "When does the staff car park open?", "truth": "At seven in the morning [parking.md#page=1]"},
+    {"question": "Do laptops need full disk encryption?", "truth": "Yes, always [security.html]"},
+]
+# Environment variables that would point the evaluator's settings elsewhere than this test says.
+SETTINGS_VARIABLES = ["DATABASE_URL", "POSTGRES_HOST", "AZURE_OPENAI_ENDPOINT", "OPENAI_BASE_URL", "OPENAI_API_KEY",
+                      "EMBEDDING_DIMENSIONS", "CHAT_MODEL", "AUTH_MODE"]
+
+
+@pytest.fixture
+def qa_file(tmp_path) -> Path:
+    return write_jsonl(tmp_path / "qa.jsonl", [json.dumps(question) for question in QUESTIONS])
+
+
+@pytest.fixture
+def clean_environment(monkeypatch):
+    for name in SETTINGS_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def read_results(out_dir: Path) -> tuple[list[dict], dict]:
+    results = [json.loads(line) for line in (out_dir / "results.jsonl").read_text().splitlines()]
+    return results, json.loads((out_dir / "summary.json").read_text())
+
+
+def test_evaluate_a_running_app_by_url(chat_app, qa_file, tmp_path, clean_environment, capsys):
+    out_dir = tmp_path / "out"
+
+    assert evaluate.main([str(qa_file), "--url", chat_app.base_url, "--out", str(out_dir)]) == 0
+
+    results, summary = read_results(out_dir)
+    assert [result["source_rank"] for result in results] == [1, 1, 1]
+    assert all(result["citation_match"] and result["citations_in_data_points"] for result in results)
+    assert all(result["groundedness"] is None for result in results)
+    assert summary["retrieval"]["source_found_rate"] == 1.0
+    assert summary["retrieval"]["mean_reciprocal_rank"] == 1.0
+    assert summary["answers"]["judge"] == "not configured"
+    assert "Results written to" in capsys.readouterr().out
+    assert (out_dir / "summary.txt").read_text().startswith(f"Evaluation of {chat_app.base_url}")
+
+
+def test_the_configured_model_judges_groundedness_and_relevance(
+        chat_app, fake_openai, qa_file, tmp_path, clean_environment):
+    def judge_or_answer(messages):
+        prompt = messages[-1]["content"]
+        if "Rate from 1 to 5" in prompt:
+            return "5" if "SOURCES:" in prompt else "3"
+        return default_reply(messages)
+
+    fake_openai.state.reply = judge_or_answer
+    clean_environment.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    clean_environment.setenv("CHAT_MODEL", "judge-model")
+
+    assert evaluate.main([str(qa_file), "--url", chat_app.base_url, "--out", str(tmp_path / "out")]) == 0
+
+    results, summary = read_results(tmp_path / "out")
+    assert [(result["groundedness"], result["relevance"]) for result in results] == [(5, 3)] * 3
+    assert (summary["answers"]["judge"], summary["answers"]["groundedness_mean"]) == ("judge-model", 5)
+    judge_prompts = [r.body["messages"][-1]["content"] for r in fake_openai.requests_to("/chat/completions")
+                     if "Rate from 1 to 5" in r.body["messages"][-1]["content"]]
+    assert len(judge_prompts) == 6
+    assert any("twenty-five days of paid vacation" in prompt for prompt in judge_prompts)
+
+
+def test_evaluate_runs_the_local_app_in_process_by_default(
+        chat_app, fake_openai, qa_file, tmp_path, clean_environment):
+    # The same database and model the served app uses, configured the way `serve` reads them.
+    clean_environment.setenv("DATABASE_URL", chat_app.settings.database_url)
+    clean_environment.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    clean_environment.setenv("EMBEDDING_DIMENSIONS", str(chat_app.settings.embedding_dimensions))
+
+    assert evaluate.main([str(qa_file), "--no-judge", "--top", "2", "--out", str(tmp_path / "out")]) == 0
+
+    results, summary = read_results(tmp_path / "out")
+    assert summary["retrieval"]["source_found_rate"] == 1.0
+    assert all(len(result["data_points"]) <= 2 for result in results)
+    assert summary["answers"]["judge"] == "not configured"
+
+
+def test_app_errors_are_recorded_per_question(chat_app, fake_openai, qa_file, tmp_path, clean_environment):
+    fake_openai.fail_next(500, times=100, retry_after="0")
+
+    assert evaluate.main([str(qa_file), "--url", chat_app.base_url, "--out", str(tmp_path / "out")]) == 1
+
+    results, summary = read_results(tmp_path / "out")
+    assert all(result["error"].startswith("RuntimeError: HTTP 503:") for result in results)
+    assert summary["errors"] == 3
