@@ -121,7 +121,7 @@ class AnswerFilter:
     def finish(self) -> str:
         text = self._release(len(self._pending))
         self.followup_questions = [q.strip() for q in re.findall(r"<<([^<>]+)>>", self._followup_text) if q.strip()]
-        return text.rstrip() if self._followup_text else text
+        return text
 
     def _safe_length(self) -> int:
         """How much of the pending text cannot be part of an unfinished [citation] or <<."""
@@ -226,7 +226,7 @@ class ChatService:
                 prepared.model_messages, prepared.overrides.temperature, prepared.overrides.seed
             )
             answer_filter = AnswerFilter(prepared.results, prepared.overrides.suggest_followup_questions)
-            content = answer_filter.feed(raw) + answer_filter.finish()
+            content = (answer_filter.feed(raw) + answer_filter.finish()).strip()
             followups = answer_filter.followup_questions
         if followups:
             prepared.context["followup_questions"] = followups

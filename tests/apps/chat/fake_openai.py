@@ -56,6 +56,7 @@ def default_reply(messages: list[dict]) -> str:
 class ScriptedFailure:
     status: int
     retry_after: str | None = None
+    path_suffix: str = ""  # only requests whose path ends with this ("" = any request)
     body: str = '{"error": {"message": "scripted failure", "type": "server_error"}}'
 
 
@@ -119,10 +120,12 @@ class FakeOpenAI:
             self.state = FakeOpenAIState()
         self._disconnected.clear()
 
-    def fail_next(self, status: int, times: int = 1, retry_after: str | None = None) -> None:
+    def fail_next(self, status: int, times: int = 1, retry_after: str | None = None, path_suffix: str = "") -> None:
+        """Answer the next `times` matching requests with `status` (and a Retry-After header if given).
+        path_suffix narrows it to one endpoint, e.g. "/chat/completions" or "/embeddings"."""
         with self._lock:
             for _ in range(times):
-                self.state.failures.append(ScriptedFailure(status, retry_after))
+                self.state.failures.append(ScriptedFailure(status, retry_after, path_suffix))
 
     def requests_to(self, suffix: str) -> list[RecordedRequest]:
         with self._lock:
@@ -133,9 +136,15 @@ class FakeOpenAI:
 
     # Used by the handler.
     def _record(self, request: RecordedRequest) -> ScriptedFailure | None:
+        """Keep the request; return the scripted failure it should get, if any."""
+        path = request.path.split("?")[0]
         with self._lock:
             self.state.requests.append(request)
-            return self.state.failures.popleft() if self.state.failures else None
+            for failure in self.state.failures:
+                if path.endswith(failure.path_suffix):
+                    self.state.failures.remove(failure)
+                    return failure
+            return None
 
     def _note_disconnect(self) -> None:
         with self._lock:

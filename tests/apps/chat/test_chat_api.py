@@ -1,0 +1,240 @@
+"""The chat protocol endpoints: answers with citations, streaming, retries, limits and bad input."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import httpx
+import pytest
+
+from .conftest import CORPUS
+
+CITATION = re.compile(r"\[([^\[\]]+#page=\d+)\]")
+
+
+def ask(app, question: str, path: str = "/chat", **body) -> httpx.Response:
+    payload = {"messages": [{"role": "user", "content": question}], **body}
+    return httpx.post(app.base_url + path, json=payload, timeout=30)
+
+
+def data_point_citations(context: dict) -> list[str]:
+    return [text.split(": ", 1)[0] for text in context["data_points"]["text"]]
+
+
+def stream_lines(response: httpx.Response) -> list[dict]:
+    return [json.loads(line) for line in response.text.splitlines() if line.strip()]
+
+
+def test_answer_cites_data_points_that_hold_the_cited_passage(chat_app, fake_openai):
+    response = ask(chat_app, "How many vacation days do employees get?", session_state={"id": 7})
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["message"]["role"] == "assistant"
+    assert body["session_state"] == {"id": 7}
+    cited = CITATION.findall(body["message"]["content"])
+    assert cited, body["message"]["content"]
+    citations = data_point_citations(body["context"])
+    assert set(cited) <= set(citations)
+    # The cited data point is the passage that answers the question.
+    passage = body["context"]["data_points"]["text"][citations.index(cited[0])]
+    assert cited[0].endswith("vacation.md#page=1")
+    assert "twenty-five days of paid vacation" in passage
+    # The model saw exactly those passages.
+    prompt = fake_openai.requests_to("/chat/completions")[-1].body["messages"][-1]["content"]
+    assert passage in prompt
+
+
+def test_citations_of_sources_that_were_not_retrieved_are_removed(chat_app, fake_openai):
+    fake_openai.state.reply = lambda messages: (
+        "Twenty-five days [corpus/vacation.md#page=1], or thirty [invented.pdf#page=4], see [corpus/vacation.md]."
+    )
+    content = ask(chat_app, "vacation days").json()["message"]["content"]
+
+    assert "invented.pdf" not in content
+    assert content.count("[corpus/vacation.md#page=1]") == 2  # a page-less citation is completed
+
+
+def test_overrides_reach_the_model(chat_app, fake_openai):
+    ask(chat_app, "parking", context={"overrides": {
+        "temperature": 0.2, "seed": 42, "prompt_template": ">>>Answer in French.", "top": 2}})
+
+    request = fake_openai.requests_to("/chat/completions")[-1].body
+    assert request["temperature"] == 0.2 and request["seed"] == 42
+    assert "Answer in French." in request["messages"][0]["content"]
+    assert "organisation's documents" in request["messages"][0]["content"]  # appended, not replaced
+    assert request["messages"][-1]["content"].count("#page=") == 2
+
+
+def test_followup_questions_are_moved_to_the_context(chat_app, fake_openai):
+    fake_openai.state.reply = lambda m: "Seven in the morning [corpus/parking.md#page=1].\n<<Where are the bicycle racks?>>\n<<Is parking free?>>"
+
+    body = ask(chat_app, "When does the car park open?",
+               context={"overrides": {"suggest_followup_questions": True}}).json()
+
+    assert body["message"]["content"] == "Seven in the morning [corpus/parking.md#page=1]."
+    assert body["context"]["followup_questions"] == ["Where are the bicycle racks?", "Is parking free?"]
+
+
+def test_stream_sends_context_first_then_deltas(chat_app, fake_openai):
+    response = ask(chat_app, "How many vacation days?", path="/chat/stream", session_state="abc")
+
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/x-ndjson")
+    lines = stream_lines(response)
+    first, deltas = lines[0], lines[1:]
+    assert first["delta"]["role"] == "assistant"
+    assert first["session_state"] == "abc"
+    assert first["context"]["data_points"]["text"]
+    assert len(deltas) > 1 and all("delta" in line for line in deltas)
+    answer = "".join(line["delta"].get("content", "") for line in deltas)
+    assert answer == ask(chat_app, "How many vacation days?").json()["message"]["content"]
+    assert set(CITATION.findall(answer)) <= set(data_point_citations(first["context"]))
+
+
+def test_stream_holds_back_split_citations_until_checked(chat_app, fake_openai):
+    fake_openai.state.reply = lambda m: "Days [corpus/vacation.md#page=1] and [made-up.md#page=2] end."
+    lines = stream_lines(ask(chat_app, "vacation", path="/chat/stream"))
+
+    answer = "".join(line["delta"].get("content", "") for line in lines[1:])
+    assert answer == "Days [corpus/vacation.md#page=1] and  end."
+
+
+def test_client_disconnect_stops_the_upstream_stream(chat_app, fake_openai):
+    fake_openai.state.stream_delay = 0.05
+    fake_openai.state.stream_repeat = 400  # about a minute of tokens if nobody stops it
+
+    with httpx.Client(timeout=30) as client:
+        with client.stream("POST", chat_app.base_url + "/chat/stream",
+                           json={"messages": [{"role": "user", "content": "vacation"}]}) as response:
+            lines = response.iter_lines()
+            next(lines)  # the context
+            next(lines)  # the first delta: the upstream stream is running
+    # Leaving the block closed the connection mid-stream.
+
+    assert fake_openai.wait_for_disconnect(timeout=20), "the upstream request was not cancelled"
+    assert fake_openai.state.completed_streams == 0
+
+
+def test_upstream_429_is_retried_honouring_retry_after(chat_app, fake_openai, caplog):
+    fake_openai.fail_next(429, retry_after="1", path_suffix="/chat/completions")
+    fake_openai.fail_next(503, retry_after="0", path_suffix="/chat/completions")
+
+    response = ask(chat_app, "parking")
+
+    assert response.status_code == 200
+    assert len(fake_openai.requests_to("/chat/completions")) == 3
+    waits = [r.getMessage() for r in caplog.records if "retry" in r.getMessage()]
+    assert "429, retry 1/2 in 1.00s" in waits[0] and "503, retry 2/2 in 0.00s" in waits[1]
+
+
+def test_upstream_keeps_failing_gives_a_clear_503(chat_app, fake_openai):
+    fake_openai.fail_next(500, times=10, retry_after="0", path_suffix="/chat/completions")
+
+    response = ask(chat_app, "parking")
+
+    assert response.status_code == 503
+    assert "language model is unavailable" in response.json()["error"]
+    # One try plus MODEL_MAX_RETRIES (2) retries, then no more requests.
+    assert len(fake_openai.requests_to("/chat/completions")) == 3
+
+
+def test_failing_embeddings_also_give_a_503(chat_app, fake_openai):
+    fake_openai.fail_next(429, times=10, retry_after="0", path_suffix="/embeddings")
+
+    response = ask(chat_app, "parking")
+
+    assert response.status_code == 503
+    assert "embeddings" in response.json()["error"]
+    assert fake_openai.requests_to("/chat/completions") == []
+
+
+def test_stream_that_cannot_start_is_a_503(chat_app, fake_openai):
+    fake_openai.fail_next(503, times=10, retry_after="0", path_suffix="/chat/completions")
+
+    response = ask(chat_app, "parking", path="/chat/stream")
+
+    assert response.status_code == 503
+    assert "language model is unavailable" in response.json()["error"]
+    assert len(fake_openai.requests_to("/chat/completions")) == chat_app.settings.model_max_retries + 1
+
+
+def test_retry_after_longer_than_allowed_fails_fast_with_retry_after(chat_app, fake_openai):
+    fake_openai.fail_next(429, times=1, retry_after="120")
+
+    response = ask(chat_app, "parking")
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "120"
+    assert len(fake_openai.state.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        (b"", 400, "empty"),
+        (b"{not json", 400, "not valid JSON"),
+        (b"[1, 2]", 400, "JSON object"),
+        (b'{"messages": []}', 400, "messages"),
+        (b'{"messages": "hello"}', 400, "messages"),
+        (b'{"messages": [{"role": "system", "content": "x"}]}', 400, "role"),
+        (b'{"messages": [{"role": "user"}]}', 400, "content"),
+        (b'{"messages": [{"role": "user", "content": "   "}]}', 400, "empty"),
+        (b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}]}', 400, "last message"),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "context": {"overrides": {"top": 0}}}', 400, "top"),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "context": {"overrides": {"top": 500}}}', 400, "top"),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "context": {"overrides": {"retrieval_mode": "x"}}}', 400, "retrieval_mode"),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "context": {"overrides": {"temperature": 9}}}', 400, "temperature"),
+        (b"\xff\xfe\x00", 400, "not valid JSON"),
+    ],
+)
+@pytest.mark.parametrize("path", ["/chat", "/chat/stream"])
+def test_bad_requests_get_4xx_with_a_message(chat_app, path, body, status, message):
+    response = httpx.post(chat_app.base_url + path, content=body, timeout=30,
+                          headers={"content-type": "application/json"})
+
+    assert response.status_code == status
+    assert message in response.json()["error"]
+
+
+def test_limits_on_message_count_length_and_body_size(chat_app):
+    settings = chat_app.settings
+    too_many = [{"role": "user", "content": "hi"}] * (settings.max_messages + 1)
+    too_long = [{"role": "user", "content": "x" * (settings.max_message_chars + 1)}]
+
+    assert "too many messages" in httpx.post(chat_app.base_url + "/chat", json={"messages": too_many}).json()["error"]
+    assert "characters" in httpx.post(chat_app.base_url + "/chat", json={"messages": too_long}).json()["error"]
+    huge = httpx.post(chat_app.base_url + "/chat", content=b"x" * (settings.max_request_bytes + 1))
+    assert huge.status_code == 413 and "bytes" in huge.json()["error"]
+    # The worker survived all of it.
+    assert httpx.get(chat_app.base_url + "/healthz").status_code == 200
+
+
+def test_search_rejects_bad_parameters(chat_app):
+    for params, fragment in [({}, "q"), ({"q": ""}, "q"), ({"q": "   "}, "blank"), ({"q": "x", "top": "many"}, "top"),
+                             ({"q": "x", "top": 0}, "top"), ({"q": "x" * 1001}, "q")]:
+        response = httpx.get(chat_app.base_url + "/api/search", params=params)
+        assert response.status_code == 400, params
+        assert fragment in response.json()["error"]
+
+
+def test_without_a_model_chat_returns_passages_and_says_so(make_settings, corpus_dir, serve_app):
+    from .conftest import ingest
+    import asyncio
+
+    settings = make_settings(openai_base_url=None)
+    asyncio.run(ingest(settings, [corpus_dir]))
+    with serve_app(settings) as app:
+        body = ask(app, "When does the car park open?").json()
+        search = httpx.get(app.base_url + "/api/search", params={"q": "car park"}).json()
+        streamed = stream_lines(ask(app, "When does the car park open?", path="/chat/stream"))
+
+    content = body["message"]["content"]
+    assert content.startswith("No language model is configured")
+    assert "seven in the morning" in content
+    assert set(CITATION.findall(content)) <= set(data_point_citations(body["context"]))
+    assert CITATION.findall(content)[0].endswith("parking.md#page=1")
+    assert search["retrieval_mode"] == "text"
+    assert "".join(line["delta"].get("content", "") for line in streamed[1:]) == content
+    assert len(CORPUS) == 4

@@ -1,0 +1,69 @@
+"""Hybrid search ranking on a small corpus with known answers."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+QUESTIONS = {
+    "how many vacation days do employees get": "vacation.md",
+    "receipts for expenses above fifty euros": "expenses.txt",
+    "laptop disk encryption": "security.html",
+    "when does the car park open": "parking.md",
+}
+
+
+def search(app, q: str, **params) -> httpx.Response:
+    return httpx.get(f"{app.base_url}/api/search", params={"q": q, **params}, timeout=30)
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "vectors", "text"])
+def test_each_mode_ranks_the_known_answer_first(chat_app, mode):
+    for question, expected in QUESTIONS.items():
+        response = search(chat_app, question, retrieval_mode=mode)
+        assert response.status_code == 200, response.text
+        results = response.json()["results"]
+        assert results, f"{mode}: nothing found for {question!r}"
+        assert results[0]["source"].endswith(expected), (mode, question, results)
+
+
+def test_results_carry_title_source_page_snippet_and_descending_scores(chat_app):
+    results = search(chat_app, "vacation days", top=3).json()["results"]
+
+    assert len(results) == 3
+    first = results[0]
+    assert first["title"] == "Vacation policy"
+    assert first["page"] == 1
+    assert first["citation"] == f"{first['source']}#page=1"
+    assert "twenty-five days" in first["snippet"]
+    scores = [r["score"] for r in results]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_hybrid_scores_a_chunk_found_by_both_sides_higher_than_one_side_can(chat_app):
+    # Reciprocal rank fusion: rank 1 on both lists scores 2/61; one list alone at most 1/61.
+    best = search(chat_app, "paid vacation per year", top=1).json()["results"][0]
+    assert best["score"] == pytest.approx(2 / 61)
+
+
+def test_top_and_minimum_score_limit_results(chat_app):
+    assert len(search(chat_app, "the", top=1, retrieval_mode="vectors").json()["results"]) == 1
+    response = httpx.post(
+        f"{chat_app.base_url}/chat",
+        json={"messages": [{"role": "user", "content": "vacation days"}],
+              "context": {"overrides": {"minimum_score": 0.0325, "top": 10}}},
+        timeout=30,
+    )
+    data_points = response.json()["context"]["data_points"]["text"]
+    assert len(data_points) == 1  # only a chunk ranked first on both sides (2/61) passes 0.0325
+    assert data_points[0].split("#page=")[0].endswith("vacation.md")
+
+
+def test_text_search_matches_any_word_when_no_chunk_has_all(chat_app):
+    results = search(chat_app, "bicycle encryption zebra", retrieval_mode="text").json()["results"]
+    sources = {r["source"].rsplit("/", 1)[-1] for r in results}
+    assert sources == {"parking.md", "security.html"}
+
+
+def test_stopword_only_query_returns_no_text_results(chat_app):
+    assert search(chat_app, "the and of", retrieval_mode="text").json()["results"] == []
