@@ -1,0 +1,139 @@
+"""Mandatory rules that need the whole stack: relations between resources.
+
+Relations are found the way Azure nests resource ids (a child's id starts with its parent's id), and,
+for previews and the offline plan where ids may be placeholders, by the name inputs that point at the
+parent (a DNS zone group's `privateEndpointName`, a diagnostic setting's `resourceUri`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from pulumi_policy import PolicyResource
+
+from .base import (
+    azure_name,
+    is_child_id,
+    of_type,
+    prop,
+    resource_id,
+    same_text,
+    short_type,
+    stack_rule,
+)
+
+# ---------------------------------------------------------------------------------------------------
+# Every private endpoint registers its address in private DNS.
+# ---------------------------------------------------------------------------------------------------
+
+
+def _zone_group_belongs_to(group: PolicyResource, endpoint: PolicyResource) -> bool:
+    if is_child_id(resource_id(group), resource_id(endpoint)) or group.parent is endpoint:
+        return True
+    return same_text(prop(group.props, "privateEndpointName"), azure_name(endpoint, "privateEndpointName")) and same_text(
+        prop(group.props, "resourceGroupName"), prop(endpoint.props, "resourceGroupName")
+    )
+
+
+def _endpoints_without_dns(resources: Sequence[PolicyResource]) -> Iterable[tuple[str, str]]:
+    groups = of_type(resources, "network:PrivateDnsZoneGroup")
+    for endpoint in of_type(resources, "network:PrivateEndpoint"):
+        own = [g for g in groups if _zone_group_belongs_to(g, endpoint)]
+        if not own:
+            yield f"private endpoint {endpoint.name} has no private DNS zone group", endpoint.urn
+        elif not any(prop(g.props, "privateDnsZoneConfigs") for g in own):
+            yield f"private endpoint {endpoint.name} has a DNS zone group with no zones", endpoint.urn
+
+
+# ---------------------------------------------------------------------------------------------------
+# Workload identities get narrow data-plane roles, never control over the subscription or its access.
+# ---------------------------------------------------------------------------------------------------
+
+PRIVILEGED_ROLES = {
+    "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
+    "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
+    "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9": "User Access Administrator",
+    "f58310d9-a9f6-439a-9e8d-f62e7b41a168": "Role Based Access Control Administrator",
+}
+
+
+def _workload_principals(resources: Sequence[PolicyResource]) -> set[str]:
+    """Principal ids of the managed identities the stack creates (user-assigned and system-assigned)."""
+    principals = {prop(r.props, "principalId") for r in of_type(resources, "managedidentity:UserAssignedIdentity")}
+    principals |= {prop(r.props, "identity.principalId") for r in resources}
+    return {p.lower() for p in principals if isinstance(p, str) and p}
+
+
+def _privileged_workload_roles(resources: Sequence[PolicyResource]) -> Iterable[tuple[str, str]]:
+    workloads = _workload_principals(resources)
+    for assignment in of_type(resources, "authorization:RoleAssignment"):
+        role_id = str(prop(assignment.props, "roleDefinitionId", "")).rsplit("/", 1)[-1].lower()
+        role = PRIVILEGED_ROLES.get(role_id)
+        principal = str(prop(assignment.props, "principalId", "")).lower()
+        is_workload = principal in workloads or same_text(prop(assignment.props, "principalType"), "ServicePrincipal")
+        if role and is_workload:
+            yield f"role assignment {assignment.name} grants {role} to workload identity {principal}", assignment.urn
+
+
+# ---------------------------------------------------------------------------------------------------
+# Every service that can send diagnostic logs or metrics does, to the stack's workspace.
+# ---------------------------------------------------------------------------------------------------
+
+# Resource types with diagnostic settings. Application Insights is left out on purpose: a
+# workspace-based component already writes its telemetry into the Log Analytics workspace.
+DIAGNOSABLE_TYPES = (
+    "keyvault:Vault",
+    "containerregistry:Registry",
+    "dbforpostgresql:Server",
+    "cognitiveservices:Account",
+    "apimanagement:ApiManagementService",
+    "web:WebApp",
+    "web:AppServicePlan",
+    "network:VirtualNetwork",
+    "network:NetworkSecurityGroup",
+    "operationalinsights:Workspace",
+)
+_DIAGNOSTIC_SETTING_PATH = "/providers/microsoft.insights/diagnosticsettings/"
+
+
+def _diagnosed_resource_id(setting: PolicyResource) -> str:
+    """The id of the resource a diagnostic setting watches (`resourceUri`, or the prefix of its own id)."""
+    target = prop(setting.props, "resourceUri") or str(resource_id(setting) or "").lower().split(_DIAGNOSTIC_SETTING_PATH)[0]
+    return str(target).lower()
+
+
+def _services_without_diagnostics(resources: Sequence[PolicyResource]) -> Iterable[tuple[str, str]]:
+    watched = {_diagnosed_resource_id(s) for s in of_type(resources, "monitor:DiagnosticSetting")
+               if prop(s.props, "workspaceId") or prop(s.props, "storageAccountId") or prop(s.props, "eventHubName")}
+    for service in of_type(resources, *DIAGNOSABLE_TYPES):
+        if str(resource_id(service) or "").lower() not in watched:
+            kind = short_type(service.resource_type)
+            yield f"{kind} {service.name} has no diagnostic setting sending its logs/metrics anywhere", service.urn
+
+
+RULES = [
+    stack_rule(
+        "private-endpoint-dns-zone-group",
+        description="Every private endpoint has a private DNS zone group, so the service's public host name "
+        "resolves to the private address inside the VNet (otherwise clients silently try the public endpoint).",
+        remediation="create private endpoints with components/private_endpoint.py:private_endpoint(), which adds "
+        "the network.PrivateDnsZoneGroup with the target's zones",
+        check=_endpoints_without_dns,
+    ),
+    stack_rule(
+        "no-privileged-roles-for-workloads",
+        description="No workload (managed) identity is granted Owner, Contributor, User Access Administrator or "
+        "Role Based Access Control Administrator; workloads get narrow data-plane roles on single resources.",
+        remediation="grant the narrowest built-in role on the one resource that needs it with "
+        "components/roles.py:assign_role (e.g. AcrPull, Key Vault Secrets User, Cognitive Services OpenAI User)",
+        check=_privileged_workload_roles,
+    ),
+    stack_rule(
+        "diagnostic-settings-on-every-service",
+        description="Every service that supports diagnostic settings sends its logs and metrics to the "
+        "stack's Log Analytics workspace, so incidents and access can be investigated.",
+        remediation="call components/diagnostics.py:send_to_workspace(resource_id=<service id>, ...) next to the "
+        "service (logs=False / metrics=False for types without one of the two)",
+        check=_services_without_diagnostics,
+    ),
+]
