@@ -58,6 +58,10 @@ API_MANAGEMENT_NSG_RULES = (
     NsgRule("AllowSql", 110, "Outbound", "Tcp", "VirtualNetwork", "Sql", "1433", "service configuration"),
     NsgRule("AllowKeyVault", 120, "Outbound", "Tcp", "VirtualNetwork", "AzureKeyVault", "443", "certificates"),
     NsgRule("AllowMonitor", 130, "Outbound", "Tcp", "VirtualNetwork", "AzureMonitor", "1886,443", "diagnostics"),
+    # Marked required in the current reference: CRL/OCSP checks of Microsoft- and customer-managed certificates.
+    NsgRule("AllowCertificateChecks", 140, "Outbound", "Tcp", "VirtualNetwork", "Internet", "80", "certificates"),
+    # Entra ID: the gateway validates callers' tokens (validate-azure-ad-token) and gets its own.
+    NsgRule("AllowEntraId", 150, "Outbound", "Tcp", "VirtualNetwork", "AzureActiveDirectory", "443", "Entra ID"),
 )
 
 NSG_RULES = {API_MANAGEMENT.key: API_MANAGEMENT_NSG_RULES}
