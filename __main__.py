@@ -9,10 +9,12 @@ import pulumi
 from components.app_service import ChatWebApp, ChatWebAppArgs
 from components.config import load_stack_config
 from components.context import StackContext
+from components.gateway import AiGateway, AiGatewayArgs
 from components.identity import Identities, IdentitiesArgs
 from components.key_vault import KeyVault, KeyVaultArgs
 from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
+from components.openai import OpenAiAccounts, OpenAiAccountsArgs
 from components.postgres import PostgresArgs, PostgresDatabase
 from components.private_dns import PrivateDnsZones, PrivateDnsZonesArgs
 from components.private_endpoint import ALL_TARGETS
@@ -72,6 +74,24 @@ postgres = PostgresDatabase(
         owner_principal_name=app_identity.name,
     ),
 )
+openai = OpenAiAccounts(
+    "openai",
+    OpenAiAccountsArgs(context, resource_group_name, endpoints_subnet_id, dns.zone_ids, observability.workspace_id),
+)
+gateway = AiGateway(
+    "gateway",
+    AiGatewayArgs(
+        context,
+        resource_group_name,
+        subnet_id=network.subnet_ids["apiManagement"],
+        vnet_id=network.vnet_id,
+        workspace_id=observability.workspace_id,
+        app_insights_id=observability.app_insights_id,
+        app_insights_connection_string=observability.app_insights_connection_string,
+        accounts=openai.accounts,
+        caller_client_ids=[app_identity.client_id],
+    ),
+)
 chat = ChatWebApp(
     "chat",
     ChatWebAppArgs(
@@ -84,6 +104,11 @@ chat = ChatWebApp(
         postgres_host=postgres.host,
         postgres_database=postgres.database_name,
         secret_settings={"SESSION_SIGNING_KEY": key_vault.secret_uris["session-signing-key"]},
+        openai_endpoint=gateway.gateway_url,
+        settings={
+            "CHAT_MODEL": config.openai.chat_model.deployment_name,
+            "EMBEDDING_MODEL": config.openai.embedding_model.deployment_name,
+        },
     ),
 )
 
@@ -92,3 +117,5 @@ pulumi.export("appUrl", chat.url)
 pulumi.export("registryLoginServer", registry.login_server)
 pulumi.export("postgresHost", postgres.host)
 pulumi.export("keyVaultUri", key_vault.vault_uri)
+pulumi.export("gatewayUrl", gateway.gateway_url)
+pulumi.export("openAiEndpoints", openai.endpoints)

@@ -133,6 +133,19 @@ COMPUTED_OUTPUTS: dict[str, Callable[[str, Mapping[str, Any]], dict[str, Any]]] 
         "instrumentationKey": _stable_guid("appi", name),
     },
     "random:index/randomPassword:RandomPassword": lambda name, i: {"result": "mock-" + "x" * int(i.get("length", 16))},
+    "azure-native:cognitiveservices:Account": lambda name, i: {
+        "properties": {
+            **i.get("properties", {}),
+            "endpoint": f"https://{i.get('properties', {}).get('customSubDomainName', name)}.openai.azure.com/",
+        }
+    },
+    # Internal VNet mode: Azure assigns a private IP from the subnet; system-assigned identity gets a principal.
+    "azure-native:apimanagement:ApiManagementService": lambda name, i: {
+        "name": i.get("serviceName", name),  # its name input is `serviceName` (children use that key too)
+        "gatewayUrl": f"https://{i.get('serviceName', name)}.azure-api.net",
+        "privateIPAddresses": ["10.0.0.4"],
+        "identity": {**i.get("identity", {}), "principalId": _stable_guid("principal", name), "tenantId": FAKE_TENANT_ID},
+    },
 }
 
 # The input that holds a resource's Azure name, per type (most follow `<type>Name`).

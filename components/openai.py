@@ -1,0 +1,116 @@
+"""Azure OpenAI accounts: one per configured instance, keyless and reachable only through the VNet.
+
+Each account gets the same model deployments (the gateway's pool sends any request to any member,
+so deployment names must match everywhere). Accounts may live in other regions than the VNet:
+their private endpoints sit in the VNet's region, which Azure allows (cross-region private link).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Optional
+
+import pulumi
+import pulumi_azure_native.cognitiveservices as cognitiveservices
+
+from components.config import OpenAiInstanceConfig
+from components.context import StackContext
+from components.diagnostics import send_to_workspace
+from components.private_endpoint import OPENAI, private_endpoint
+
+
+@dataclass
+class OpenAiAccountsArgs:
+    context: StackContext
+    resource_group_name: pulumi.Input[str]
+    private_endpoint_subnet_id: pulumi.Input[str]
+    dns_zone_ids: Mapping[str, pulumi.Input[str]]  # from PrivateDnsZones; must hold OPENAI's zones
+    workspace_id: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class OpenAiAccount:
+    """What the gateway needs to know about one account."""
+
+    instance: OpenAiInstanceConfig  # name, region, priority and weight from config
+    id: pulumi.Output[str]
+    endpoint: pulumi.Output[str]  # https://<subdomain>.openai.azure.com/
+
+
+class OpenAiAccounts(pulumi.ComponentResource):
+    """`accounts` in config order; `endpoints` is the stack output (name, region, endpoint)."""
+
+    accounts: list[OpenAiAccount]
+    endpoints: pulumi.Output[list[dict[str, str]]]
+
+    def __init__(self, name: str, args: OpenAiAccountsArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("aichat:ai:OpenAiAccounts", name, None, opts)
+        self.accounts = [self._account(name, args, instance) for instance in args.context.config.openai.instances]
+        self.endpoints = pulumi.Output.all(
+            *[
+                pulumi.Output.from_input(account.endpoint).apply(
+                    lambda endpoint, i=account.instance: {"name": i.name, "region": i.region, "endpoint": endpoint}
+                )
+                for account in self.accounts
+            ]
+        )
+        self.register_outputs({"endpoints": self.endpoints})
+
+    def _account(self, name: str, args: OpenAiAccountsArgs, instance: OpenAiInstanceConfig) -> OpenAiAccount:
+        context = args.context
+        child = f"{name}-{instance.name}"
+        # The custom subdomain is a global DNS name (and what Entra tokens are checked against).
+        account_name = context.unique_name(f"oai-{instance.name}", max_length=64)
+        account = cognitiveservices.Account(
+            child,
+            account_name=account_name,
+            resource_group_name=args.resource_group_name,
+            location=instance.region,
+            kind="OpenAI",
+            sku=cognitiveservices.SkuArgs(name="S0"),
+            properties=cognitiveservices.AccountPropertiesArgs(
+                custom_sub_domain_name=account_name,
+                disable_local_auth=True,  # Entra tokens only: no API keys exist to leak
+                public_network_access="Disabled",
+                network_acls=cognitiveservices.NetworkRuleSetArgs(default_action="Deny"),
+            ),
+            tags=dict(context.tags),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self._deployments(child, args, instance, account)
+        private_endpoint(
+            child,
+            target=OPENAI,
+            service_id=account.id,
+            subnet_id=args.private_endpoint_subnet_id,
+            resource_group_name=args.resource_group_name,
+            location=context.location,  # the VNet's region, whatever the account's region
+            dns_zone_ids=args.dns_zone_ids,
+            tags=context.tags,
+            parent=self,
+        )
+        send_to_workspace(child, resource_id=account.id, workspace_id=args.workspace_id, parent=self)
+        return OpenAiAccount(instance=instance, id=account.id, endpoint=account.properties.endpoint)
+
+    def _deployments(
+        self, child: str, args: OpenAiAccountsArgs, instance: OpenAiInstanceConfig, account: cognitiveservices.Account
+    ) -> None:
+        """Chat and embedding deployments, one after another: Azure rejects parallel changes to one account."""
+        previous: Optional[cognitiveservices.Deployment] = None
+        for model in args.context.config.openai.models:
+            previous = cognitiveservices.Deployment(
+                f"{child}-{model.role}",
+                account_name=account.name,
+                resource_group_name=args.resource_group_name,
+                deployment_name=model.deployment_name,
+                sku=cognitiveservices.SkuArgs(name=model.sku_name, capacity=instance.capacity_for(model)),
+                properties=cognitiveservices.DeploymentPropertiesArgs(
+                    model=cognitiveservices.DeploymentModelArgs(
+                        format="OpenAI", name=model.model_name, version=model.model_version
+                    ),
+                    # The configured version stays until Azure retires it; then the deployment moves on
+                    # instead of failing (a version change is otherwise a reviewed config change).
+                    version_upgrade_option="OnceCurrentVersionExpired",
+                ),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[previous] if previous else None),
+            )
