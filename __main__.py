@@ -7,10 +7,12 @@ the data services behind private endpoints, the AI gateway, and the app that tie
 import pulumi
 
 from components.app_service import ChatWebApp, ChatWebAppArgs
+from components.build_agents import BuildAgents, BuildAgentsArgs
 from components.config import load_stack_config
 from components.context import StackContext
 from components.gateway import AiGateway, AiGatewayArgs
 from components.identity import Identities, IdentitiesArgs
+from components.ingestion_job import IngestionJob, IngestionJobArgs
 from components.key_vault import KeyVault, KeyVaultArgs
 from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
@@ -36,7 +38,9 @@ dns = PrivateDnsZones(
         context, resource_group_name, network.vnet_id, zone_names=[zone for t in ALL_TARGETS for zone in t.dns_zones]
     ),
 )
-identities = Identities("identities", IdentitiesArgs(context, resource_group_name, workloads=["app"]))
+# Workloads besides the app that run the app image (each with its own identity and roles).
+job_workloads = ["ingestion"] if config.ingestion.enabled else []
+identities = Identities("identities", IdentitiesArgs(context, resource_group_name, workloads=["app", *job_workloads]))
 app_identity = identities["app"]
 
 key_vault = KeyVault(
@@ -59,8 +63,12 @@ registry = ContainerRegistry(
         endpoints_subnet_id,
         dns.zone_ids,
         observability.workspace_id,
-        pullers={"app": app_identity.principal_id},
+        pullers={workload: identities[workload].principal_id for workload in ["app", *job_workloads]},
     ),
+)
+build_agents = BuildAgents(
+    "build-agents",
+    BuildAgentsArgs(context, resource_group_name, registry.registry_name, network.subnet_ids["buildAgents"]),
 )
 postgres = PostgresDatabase(
     "postgres",
@@ -72,6 +80,7 @@ postgres = PostgresDatabase(
         observability.workspace_id,
         owner_principal_id=app_identity.principal_id,
         owner_principal_name=app_identity.name,
+        workload_admins=[(identities[w].principal_id, identities[w].name) for w in job_workloads],
     ),
 )
 openai = OpenAiAccounts(
@@ -112,9 +121,30 @@ chat = ChatWebApp(
     ),
 )
 
+if config.ingestion.enabled:
+    ingestion = IngestionJob(
+        "ingestion",
+        IngestionJobArgs(
+            context,
+            resource_group_name,
+            subnet_id=network.subnet_ids["jobs"],
+            workspace_id=observability.workspace_id,
+            identity=identities["ingestion"],
+            registry_login_server=registry.login_server,
+            image=config.app_service.image,
+            postgres_host=postgres.host,
+            postgres_database=postgres.database_name,
+            depends_on=[registry, postgres],
+        ),
+    )
+    pulumi.export("ingestionJobName", ingestion.container_group_name)
+
 pulumi.export("resourceGroupName", resource_group_name)
 pulumi.export("appUrl", chat.url)
 pulumi.export("registryLoginServer", registry.login_server)
+pulumi.export("registryName", build_agents.registry_name)
+if build_agents.agent_pool_name is not None:
+    pulumi.export("buildAgentPoolName", build_agents.agent_pool_name)
 pulumi.export("postgresHost", postgres.host)
 pulumi.export("keyVaultUri", key_vault.vault_uri)
 pulumi.export("gatewayUrl", gateway.gateway_url)

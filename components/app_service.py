@@ -43,15 +43,24 @@ class ChatWebAppArgs:
     secret_settings: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
+def keyless_database_settings(
+    identity: WorkloadIdentity, postgres_host: pulumi.Input[str], postgres_database: str
+) -> dict[str, pulumi.Input[str]]:
+    """What any container of the app (web app or job) needs to reach PostgreSQL with its identity's token."""
+    return {
+        "AZURE_CLIENT_ID": identity.client_id,  # which identity DefaultAzureCredential uses
+        "POSTGRES_HOST": postgres_host,
+        "POSTGRES_DATABASE": postgres_database,
+        "POSTGRES_USER": identity.name,  # Entra principal name = the identity's name
+        "POSTGRES_SSLMODE": "require",
+    }
+
+
 def chat_app_settings(args: ChatWebAppArgs) -> dict[str, pulumi.Input[str]]:
     """The app's environment in Azure: keyless everywhere, identity picked by client id."""
     settings: dict[str, pulumi.Input[str]] = {
         "WEBSITES_PORT": CONTAINER_PORT,
-        "AZURE_CLIENT_ID": args.identity.client_id,  # which identity DefaultAzureCredential uses
-        "POSTGRES_HOST": args.postgres_host,
-        "POSTGRES_DATABASE": args.postgres_database,
-        "POSTGRES_USER": args.identity.name,  # Entra principal name = the identity's name
-        "POSTGRES_SSLMODE": "require",
+        **keyless_database_settings(args.identity, args.postgres_host, args.postgres_database),
         "AUTH_MODE": "app_service",
     }
     if args.openai_endpoint is not None:

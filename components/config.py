@@ -86,6 +86,19 @@ class Section:
             raise ConfigError(f"{self.key(name)}: {value} is out of range; allowed: {minimum} to {maximum}")
         return value
 
+    def number(self, name: str, default: Any = _MISSING, *, minimum: float, maximum: float) -> float:
+        value = self._take(name, default)
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{self.key(name)}: expected a number, got {value!r}")
+        if not minimum <= value <= maximum:
+            raise ConfigError(f"{self.key(name)}: {value} is out of range; allowed: {minimum} to {maximum}")
+        return float(value)
+
     def boolean(self, name: str, default: Any = _MISSING) -> bool:
         value = self._take(name, default)
         if isinstance(value, str) and value.lower() in ("true", "false"):
@@ -148,6 +161,7 @@ SUBNETS: tuple[SubnetSpec, ...] = (
     SubnetSpec("privateEndpoints", 27, "private endpoints take one address each; /27 or larger leaves room"),
     SubnetSpec("apiManagement", 27, "API Management in a VNet needs /27 or larger for its units and updates"),
     SubnetSpec("jobs", 28, "Container Instances jobs need /28 or larger"),
+    SubnetSpec("buildAgents", 28, "the registry's build agent pool needs /28 or larger"),
 )
 
 
@@ -163,11 +177,25 @@ class KeyVaultConfig:
     soft_delete_retention_days: int
 
 
+# ACR Tasks dedicated agent pool tiers (vCPU / GiB per instance): S1 2/3, S2 4/8, S3 8/16, I6 64/216.
+BUILD_AGENT_POOL_TIERS = ("S1", "S2", "S3", "I6")
+
+
+@dataclass(frozen=True)
+class BuildAgentPoolConfig:
+    """The registry's own build agents inside the VNet: how images reach a registry with public access off."""
+
+    enabled: bool
+    tier: str
+    count: int
+
+
 @dataclass(frozen=True)
 class RegistryConfig:
     zone_redundant: bool
     # Dev-only escape hatch: lets a build agent outside the VNet push images. Empty = public access off.
     build_agent_ip_ranges: tuple[str, ...]
+    build_agent_pool: BuildAgentPoolConfig
 
 
 POSTGRES_TIERS = {
@@ -236,6 +264,7 @@ class StackConfig:
     observability: ObservabilityConfig
     openai: "OpenAiConfig"
     gateway: "GatewayConfig"
+    ingestion: "IngestionConfig"
 
     @property
     def is_production(self) -> bool:
@@ -307,6 +336,18 @@ def _parse_registry(section: Section, environment: str) -> RegistryConfig:
     config = RegistryConfig(
         zone_redundant=section.boolean("zoneRedundant", False),
         build_agent_ip_ranges=tuple(str(r) for r in ranges),
+        build_agent_pool=_parse_build_agent_pool(section.section("buildAgentPool", {})),
+    )
+    section.finish()
+    return config
+
+
+def _parse_build_agent_pool(section: Section) -> BuildAgentPoolConfig:
+    config = BuildAgentPoolConfig(
+        enabled=section.boolean("enabled", True),
+        tier=section.string("tier", "S1", choices=BUILD_AGENT_POOL_TIERS),
+        # 0 keeps the pool but stops paying for agents; builds then wait until it is scaled up again.
+        count=section.integer("count", 1, minimum=0, maximum=10),
     )
     section.finish()
     return config
@@ -620,6 +661,51 @@ def _parse_gateway(section: Section, environment: str) -> GatewayConfig:
     return config
 
 
+# --------------------------------------------------------------------------------------------
+# The in-network ingestion job (components/ingestion_job.py)
+# --------------------------------------------------------------------------------------------
+
+# Azure Container Instances limits for one Linux container group (standard SKU, most regions).
+INGESTION_CPU_RANGE = (0.25, 4.0)
+INGESTION_MEMORY_GB_RANGE = (0.5, 16.0)
+# A path inside the app image, relative to its working directory: no leading /, no `..`, no spaces.
+_IMAGE_PATH = r"(?!/)(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9_.][A-Za-z0-9_./-]*"
+
+
+@dataclass(frozen=True)
+class IngestionConfig:
+    enabled: bool
+    # Files or folders baked into the app image (relative to its working directory) to ingest.
+    document_paths: tuple[str, ...]
+    cpu: float
+    memory_gb: float
+
+
+def _parse_ingestion(section: Section) -> IngestionConfig:
+    paths = section.items("documentPaths", ["apps/chat/sample_docs"])
+    if not paths:
+        raise ConfigError(
+            f"{section.key('documentPaths')}: the list is empty; name at least one file or folder inside the image, "
+            "or set enabled: false"
+        )
+    for index, path in enumerate(paths):
+        if not isinstance(path, str) or not re.fullmatch(_IMAGE_PATH, path):
+            raise ConfigError(
+                f"{section.key('documentPaths')}[{index}]: {path!r} is not a relative path inside the image "
+                "(letters, digits, _ . / -; no leading /, no ..), e.g. apps/chat/sample_docs"
+            )
+    config = IngestionConfig(
+        enabled=section.boolean("enabled", True),
+        document_paths=tuple(paths),
+        cpu=section.number("cpu", 1.0, minimum=INGESTION_CPU_RANGE[0], maximum=INGESTION_CPU_RANGE[1]),
+        memory_gb=section.number(
+            "memoryGb", 1.5, minimum=INGESTION_MEMORY_GB_RANGE[0], maximum=INGESTION_MEMORY_GB_RANGE[1]
+        ),
+    )
+    section.finish()
+    return config
+
+
 def parse_stack_config(values: Mapping[str, Any], stack: str) -> StackConfig:
     """Build a validated StackConfig from `{key: value}` with keys without the `aichat:` prefix."""
     root = Section(PROJECT, values)
@@ -642,6 +728,7 @@ def parse_stack_config(values: Mapping[str, Any], stack: str) -> StackConfig:
         observability=_parse_observability(root.section("observability", {})),
         openai=_parse_openai(root.section("openai"), environment),
         gateway=_parse_gateway(root.section("gateway"), environment),
+        ingestion=_parse_ingestion(root.section("ingestion", {})),
     )
     if environment == "prod" and not config.protect_stateful_resources:
         raise ConfigError(

@@ -33,8 +33,11 @@ PRIVATE_ENDPOINTS = SubnetRole(
 # (Storage, SQL, Key Vault, Monitor) for its own control plane, so it keeps outbound access.
 API_MANAGEMENT = SubnetRole("apiManagement", "snet-apim", default_outbound_access=True)
 JOBS = SubnetRole("jobs", "snet-jobs", delegation="Microsoft.ContainerInstance/containerGroups")
+# The registry's build agent pool (ACR Tasks): no delegation; it pulls base images and packages from
+# the internet while building, so it keeps outbound access (a NAT gateway can replace this).
+BUILD_AGENTS = SubnetRole("buildAgents", "snet-build-agents", default_outbound_access=True)
 
-SUBNET_ROLES = (APP_SERVICE, PRIVATE_ENDPOINTS, API_MANAGEMENT, JOBS)
+SUBNET_ROLES = (APP_SERVICE, PRIVATE_ENDPOINTS, API_MANAGEMENT, JOBS, BUILD_AGENTS)
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,14 @@ API_MANAGEMENT_NSG_RULES = (
     NsgRule("AllowEntraId", 150, "Outbound", "Tcp", "VirtualNetwork", "AzureActiveDirectory", "443", "Entra ID"),
 )
 
-NSG_RULES = {API_MANAGEMENT.key: API_MANAGEMENT_NSG_RULES}
+# ACR Tasks agent pools in a VNet: Microsoft's "Run an ACR task on a dedicated agent pool". The default
+# NSG rules allow this already; listing them keeps the agents working if someone adds a deny-all rule.
+BUILD_AGENTS_NSG_RULES = tuple(
+    NsgRule(f"Allow{tag}", 100 + 10 * index, "Outbound", "Tcp", "VirtualNetwork", tag, "443", "build agent service")
+    for index, tag in enumerate(("AzureKeyVault", "Storage", "EventHub", "AzureActiveDirectory", "AzureMonitor"))
+)
+
+NSG_RULES = {API_MANAGEMENT.key: API_MANAGEMENT_NSG_RULES, BUILD_AGENTS.key: BUILD_AGENTS_NSG_RULES}
 
 
 @dataclass

@@ -8,8 +8,8 @@ without recreating the server (VNet injection is fixed at creation). See README 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping, Optional
+from dataclasses import dataclass, field
+from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_azure_native.dbforpostgresql as dbforpostgresql
@@ -36,6 +36,8 @@ class PostgresArgs:
     # The workload identity that owns the schema (the app runs its own migrations): an Entra admin.
     owner_principal_id: pulumi.Input[str]
     owner_principal_name: pulumi.Input[str]
+    # Other workload identities that sign in as Entra admins (e.g. the ingestion job): (object id, name).
+    workload_admins: Sequence[tuple[pulumi.Input[str], pulumi.Input[str]]] = field(default_factory=tuple)
 
 
 class PostgresDatabase(pulumi.ComponentResource):
@@ -76,7 +78,8 @@ class PostgresDatabase(pulumi.ComponentResource):
 
         owner = EntraAdmin(args.owner_principal_id, args.owner_principal_name, "ServicePrincipal")
         previous: pulumi.Resource = server
-        for index, admin in enumerate((owner, *settings.extra_admins)):
+        workloads = [EntraAdmin(object_id, principal, "ServicePrincipal") for object_id, principal in args.workload_admins]
+        for index, admin in enumerate((owner, *workloads, *settings.extra_admins)):
             previous = self._administrator(f"{name}-admin-{index}", server, args, admin, after=previous)
         for parameter, value in SERVER_PARAMETERS.items():
             previous = dbforpostgresql.Configuration(

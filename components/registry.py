@@ -27,6 +27,7 @@ class ContainerRegistryArgs:
 
 class ContainerRegistry(pulumi.ComponentResource):
     registry_id: pulumi.Output[str]
+    registry_name: pulumi.Output[str]
     login_server: pulumi.Output[str]
 
     def __init__(self, name: str, args: ContainerRegistryArgs, opts: Optional[pulumi.ResourceOptions] = None):
@@ -54,6 +55,7 @@ class ContainerRegistry(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=context.config.protect_stateful_resources),
         )
         self.registry_id = registry.id
+        self.registry_name = registry.name
         self.login_server = registry.login_server
         private_endpoint(
             f"{name}-registry",

@@ -36,12 +36,19 @@ def test_server_updates_run_one_after_another(program):
         assert earlier.urn in later.depends_on, f"{later.name} does not wait for {earlier.name}"
 
 
-def test_the_app_identity_is_the_entra_administrator(program):
-    identity = program.one("azure-native:managedidentity:UserAssignedIdentity", "identities-app")
+def test_the_app_identity_is_an_entra_administrator_and_only_workloads_or_configured_admins_are(program):
+    identities = {i.outputs["principalId"]: i for i in program.of_type("azure-native:managedidentity:UserAssignedIdentity")}
+    configured = {a["objectId"] for a in program.config["aichat:postgres"].get("extraAdmins", [])}
     admins = program.of_type("azure-native:dbforpostgresql:Administrator")
-    assert [(a.inputs["objectId"], a.inputs["principalName"], a.inputs["principalType"]) for a in admins] == [
-        (identity.outputs["principalId"], identity.outputs["name"], "ServicePrincipal")
-    ]
+    app = program.one("azure-native:managedidentity:UserAssignedIdentity", "identities-app")
+    assert (app.outputs["principalId"], app.outputs["name"], "ServicePrincipal") in {
+        (a.inputs["objectId"], a.inputs["principalName"], a.inputs["principalType"]) for a in admins
+    }
+    for admin in admins:
+        object_id = admin.inputs["objectId"]
+        assert object_id in identities or object_id in configured, f"unexpected PostgreSQL admin {object_id}"
+        if object_id in identities:
+            assert admin.inputs["principalName"] == identities[object_id].outputs["name"]
 
 
 def test_app_database_exists(program):

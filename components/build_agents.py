@@ -1,0 +1,60 @@
+"""How images reach a registry whose public access is off: the registry's own build agents in the VNet.
+
+An ACR Tasks dedicated agent pool joins the `buildAgents` subnet. The pipeline runs
+`az acr build --agent-pool <pool>`: the Azure CLI talks only to Azure Resource Manager (upload of the
+build context, scheduling, log streaming), and the agents inside the VNet build the image and push it
+through the registry's private endpoint. No runner of ours needs network access to the registry.
+
+The dev switch `aichat:registry.buildAgentIpRanges` is the simpler alternative for teams that build
+elsewhere (their agent's public address is let through the registry firewall); prod refuses it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import pulumi
+import pulumi_azure_native.containerregistry as containerregistry
+
+from components.context import StackContext
+
+# Agent pool names: 3-20 letters, digits and dashes; one pool per registry is enough here.
+AGENT_POOL_NAME = "vnet-build"
+
+
+@dataclass
+class BuildAgentsArgs:
+    context: StackContext
+    resource_group_name: pulumi.Input[str]
+    registry_name: pulumi.Input[str]
+    subnet_id: pulumi.Input[str]
+
+
+class BuildAgents(pulumi.ComponentResource):
+    """The registry's dedicated agent pool in the VNet (nothing when `registry.buildAgentPool.enabled` is false)."""
+
+    registry_name: pulumi.Output[str]
+    agent_pool_name: Optional[pulumi.Output[str]]
+
+    def __init__(self, name: str, args: BuildAgentsArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("aichat:registry:BuildAgents", name, None, opts)
+        settings = args.context.config.registry.build_agent_pool
+        self.registry_name = pulumi.Output.from_input(args.registry_name)
+        self.agent_pool_name = None
+        if settings.enabled:
+            pool = containerregistry.AgentPool(
+                f"{name}-pool",
+                agent_pool_name=AGENT_POOL_NAME,
+                registry_name=self.registry_name,
+                resource_group_name=args.resource_group_name,
+                location=args.context.location,
+                os="Linux",
+                tier=settings.tier,
+                count=settings.count,
+                virtual_network_subnet_resource_id=args.subnet_id,
+                tags=dict(args.context.tags),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.agent_pool_name = pool.name
+        self.register_outputs({"registry_name": self.registry_name, "agent_pool_name": self.agent_pool_name})
