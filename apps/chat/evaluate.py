@@ -127,6 +127,12 @@ def cited_sources(text: str) -> list[str]:
     return list(dict.fromkeys(match.strip() for match in CITATION.findall(text)))
 
 
+def answer_citations(answer: str, data_point_keys: list[str]) -> list[str]:
+    """The answer's citations: bracketed tokens in the protocol's "source#page=n" shape or naming a data
+    point. Other brackets (say, "[source#page=n]" quoted from a document) are not citations."""
+    return [token for token in cited_sources(answer) if PAGE.match(token) or token in data_point_keys]
+
+
 def data_point_keys(data_points: Iterable[str]) -> list[str]:
     keys = []
     for text in data_points:
@@ -212,8 +218,8 @@ async def evaluate_case(case: Case, chat: ChatBackend, overrides: dict[str, Any]
     result.answer = str(((response.get("message") or {}).get("content")) or "")
     context = response.get("context") or {}
     result.data_points = [str(text) for text in ((context.get("data_points") or {}).get("text") or [])]
-    result.answer_citations = cited_sources(result.answer)
     keys = data_point_keys(result.data_points)
+    result.answer_citations = answer_citations(result.answer, keys)
     result.citations_in_data_points = all(citation in keys for citation in result.answer_citations)
     if result.truth_sources:
         result.source_rank = first_rank(keys, result.truth_sources)

@@ -11,6 +11,7 @@ import pytest
 from apps.chat import evaluate
 from apps.chat.evaluate import Case, EvaluationInputError, load_cases
 
+from .conftest import ingest
 from .fake_openai import default_reply
 
 README_PASSAGE = "README.md#page=1: Run python -m apps.chat serve to start the app locally."
@@ -115,6 +116,13 @@ def test_retrieval_and_citation_metrics_for_one_question():
     assert result.citations_in_data_points is True
     assert result.groundedness is None and result.relevance is None
     assert result.latency_ms is not None and result.latency_ms >= 0
+
+
+def test_only_brackets_shaped_like_citations_count_as_citations():
+    chat = canned_chat("Docs say to cite as [source#page=n] [README.md#page=1] [see above]", [README_PASSAGE])
+    result = evaluate_case(Case(1, "q", "t [README.md]"), chat, {}, judge=None)
+    assert result.answer_citations == ["README.md#page=1"]
+    assert result.citations_in_data_points is True
 
 
 def test_a_miss_and_a_citation_outside_the_data_points_are_reported():
@@ -306,3 +314,32 @@ def test_app_errors_are_recorded_per_question(chat_app, fake_openai, qa_file, tm
     results, summary = read_results(tmp_path / "out")
     assert all(result["error"].startswith("RuntimeError: HTTP 503:") for result in results)
     assert summary["errors"] == 3
+
+
+# ---- The shipped ground truth ----
+
+SHIPPED_GROUND_TRUTH = Path(evaluate.__file__).parent / "eval" / "ground_truth.jsonl"
+BUNDLED_SAMPLE_DOCS = Path(evaluate.__file__).parent / "sample_docs"
+
+
+def test_the_shipped_ground_truth_cites_only_bundled_sample_documents():
+    cases = load_cases(SHIPPED_GROUND_TRUTH)
+    bundled = {path.name for path in BUNDLED_SAMPLE_DOCS.iterdir()}
+    assert len(cases) >= 10
+    for case in cases:
+        sources = evaluate.cited_sources(case.truth)
+        assert sources, f"line {case.line}: the truth cites no source"
+        assert {evaluate.split_source(source)[0] for source in sources} <= bundled, f"line {case.line}"
+
+
+@pytest.mark.parametrize("model", ["fake model", "no model"])
+def test_the_shipped_ground_truth_finds_its_sources_in_the_sample_corpus(
+        make_settings, serve_app, fake_openai, tmp_path, clean_environment, model):
+    settings = make_settings() if model == "fake model" else make_settings(openai_base_url=None)
+    asyncio.run(ingest(settings, [BUNDLED_SAMPLE_DOCS]))
+    with serve_app(settings) as running:
+        assert evaluate.main([str(SHIPPED_GROUND_TRUTH), "--url", running.base_url, "--out", str(tmp_path)]) == 0
+
+    results, summary = read_results(tmp_path)
+    assert summary["errors"] == 0
+    assert summary["retrieval"]["source_found_rate"] == 1.0, [r["question"] for r in results if not r["source_found"]]
