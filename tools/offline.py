@@ -162,15 +162,41 @@ def _azure_name(type_token: str, logical_name: str, inputs: Mapping[str, Any]) -
     return logical_name
 
 
+# ARM resource types, so mock ids look like the ids Azure returns (code may parse them).
+# Child types name their parent through an input, e.g. `{vaultName}`.
+ARM_TYPES = {
+    "azure-native:keyvault:Vault": "Microsoft.KeyVault/vaults",
+    "azure-native:keyvault:Secret": "Microsoft.KeyVault/vaults/{vaultName}/secrets",
+    "azure-native:containerregistry:Registry": "Microsoft.ContainerRegistry/registries",
+    "azure-native:containerregistry:AgentPool": "Microsoft.ContainerRegistry/registries/{registryName}/agentPools",
+    "azure-native:dbforpostgresql:Server": "Microsoft.DBforPostgreSQL/flexibleServers",
+    "azure-native:dbforpostgresql:Database": "Microsoft.DBforPostgreSQL/flexibleServers/{serverName}/databases",
+    "azure-native:network:VirtualNetwork": "Microsoft.Network/virtualNetworks",
+    "azure-native:network:NetworkSecurityGroup": "Microsoft.Network/networkSecurityGroups",
+    "azure-native:network:PrivateEndpoint": "Microsoft.Network/privateEndpoints",
+    "azure-native:privatedns:PrivateZone": "Microsoft.Network/privateDnsZones",
+    "azure-native:web:WebApp": "Microsoft.Web/sites",
+    "azure-native:web:AppServicePlan": "Microsoft.Web/serverfarms",
+    "azure-native:cognitiveservices:Account": "Microsoft.CognitiveServices/accounts",
+    "azure-native:apimanagement:ApiManagementService": "Microsoft.ApiManagement/service",
+    "azure-native:managedidentity:UserAssignedIdentity": "Microsoft.ManagedIdentity/userAssignedIdentities",
+    "azure-native:operationalinsights:Workspace": "Microsoft.OperationalInsights/workspaces",
+    "azure-native:applicationinsights:Component": "Microsoft.Insights/components",
+    "azure-native:containerinstance:ContainerGroup": "Microsoft.ContainerInstance/containerGroups",
+}
+
+
 def _resource_id(type_token: str, azure_name: str, inputs: Mapping[str, Any]) -> str:
-    module, type_name = type_token.split(":")[1:3]
     if type_token == "azure-native:resources:ResourceGroup":
         return f"/subscriptions/{FAKE_SUBSCRIPTION_ID}/resourceGroups/{azure_name}"
+    module, type_name = type_token.split(":")[1:3]
+    arm_type = ARM_TYPES.get(type_token, f"Microsoft.{module}/{type_name}")
+    try:
+        arm_type = arm_type.format(**inputs)
+    except KeyError:
+        pass  # a parent name the mock was not given; keep the template readable in the id
     group = inputs.get("resourceGroupName", "rg-unknown")
-    return (
-        f"/subscriptions/{FAKE_SUBSCRIPTION_ID}/resourceGroups/{group}"
-        f"/providers/Microsoft.{module}/{type_name}/{azure_name}"
-    )
+    return f"/subscriptions/{FAKE_SUBSCRIPTION_ID}/resourceGroups/{group}/providers/{arm_type}/{azure_name}"
 
 
 def _identity_as_output(inputs: dict[str, Any]) -> None:

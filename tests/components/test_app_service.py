@@ -24,7 +24,7 @@ def test_pulls_with_the_user_assigned_identity_not_a_password(program):
     inputs = site(program).inputs
     assert inputs["identity"]["type"] == "UserAssigned"
     assert inputs["siteConfig"]["acrUseManagedIdentityCreds"] is True
-    assert inputs["siteConfig"]["acrUserManagedIdentityId"] == identity.outputs["clientId"]
+    assert inputs["siteConfig"]["acrUserManagedIdentityID"] == identity.outputs["clientId"]
     assert not {"DOCKER_REGISTRY_SERVER_PASSWORD", "DOCKER_REGISTRY_SERVER_USERNAME"} & set(app_settings(program))
 
 
