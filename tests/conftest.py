@@ -7,7 +7,9 @@ from typing import Any, Callable
 
 import pytest
 
-from tools.offline import ProgramRun, run_program, stack_config_values
+from components.config import load_stack_config
+from components.context import StackContext
+from tools.offline import ProgramRun, run_program, run_under_mocks, stack_config_values
 
 STACKS = ("dev", "prod")
 
@@ -50,5 +52,15 @@ def run_with() -> Callable[..., ProgramRun]:
 
     def run(stack: str, values: dict[str, Any]) -> ProgramRun:
         return run_program(stack, config=values)
+
+    return run
+
+
+@pytest.fixture
+def declare() -> Callable[..., ProgramRun]:
+    """Evaluate a few resources (usually one component) under mocks: `declare(lambda context: ..., stack="dev")`."""
+
+    def run(build: Callable[[StackContext], Any], stack: str = "dev") -> ProgramRun:
+        return run_under_mocks(stack, lambda: build(StackContext.for_current_deployment(load_stack_config())))
 
     return run

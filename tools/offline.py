@@ -70,6 +70,14 @@ class ProgramRun:
     outputs: dict[str, Any]
     config: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def stack_config(self):
+        """The validated StackConfig the program ran with (typed, unlike `config`)."""
+        from components.config import parse_stack_config
+
+        prefix = f"{PROJECT}:"
+        return parse_stack_config({k[len(prefix) :]: v for k, v in self.config.items() if k.startswith(prefix)}, self.stack)
+
     def of_type(self, type_token: str) -> list[Registration]:
         return [r for r in self.resources if r.type == type_token]
 
@@ -279,6 +287,13 @@ def run_program(
     program: Path = REPO_ROOT / "__main__.py",
 ) -> ProgramRun:
     """Run `program` for `stack` under mocks. `config` replaces the stack file's values when given."""
+    return run_under_mocks(stack, lambda: runpy.run_path(str(program), run_name="__main__"), config=config)
+
+
+def run_under_mocks(
+    stack: str, declare: Callable[[], Any], *, config: Optional[Mapping[str, Any]] = None
+) -> ProgramRun:
+    """Call `declare` (the program, or a test's few resources) under mocks with the stack's config."""
     values = dict(stack_config_values(stack) if config is None else config)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
@@ -290,7 +305,7 @@ def run_program(
         if str(REPO_ROOT) not in sys.path:
             sys.path.insert(0, str(REPO_ROOT))
         try:
-            loop.run_until_complete(run_pulumi_func(lambda: runpy.run_path(str(program), run_name="__main__")))
+            loop.run_until_complete(run_pulumi_func(declare))
         except Exception as error:
             raise ProgramError(error, _registrations(monitor)) from error
         outputs = loop.run_until_complete(_resolve_stack_outputs())

@@ -42,3 +42,22 @@ def test_app_identity_may_read_that_secret_and_nothing_wider(program):
     assert [(r.inputs["scope"], r.inputs["principalId"]) for r in readers] == [
         (secret.id, app_identity.outputs["principalId"])
     ]
+
+
+def test_each_generated_secret_gets_its_own_reader_grant(declare):
+    from components.key_vault import KeyVault, KeyVaultArgs
+    from components.private_endpoint import KEY_VAULT
+
+    def build(context):
+        KeyVault("kv", KeyVaultArgs(
+            context, "rg", "subnet-id", {zone: f"zone-{zone}" for zone in KEY_VAULT.dns_zones}, "workspace-id",
+            generated_secrets={"first": 32, "second": 48}, secret_reader_principal_id="reader"))
+
+    run = declare(build)
+    secrets = {s.inputs["secretName"]: s for s in run.of_type("azure-native:keyvault:Secret")}
+    lengths = {p.name: p.inputs["length"] for p in run.of_type("random:index/randomPassword:RandomPassword")}
+    assert set(secrets) == {"first", "second"}
+    assert lengths == {"kv-first-value": 32, "kv-second-value": 48}
+    grants = run.of_type("azure-native:authorization:RoleAssignment")
+    assert sorted(g.inputs["scope"] for g in grants) == sorted(s.id for s in secrets.values())
+    assert {g.inputs["principalId"] for g in grants} == {"reader"}

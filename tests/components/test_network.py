@@ -79,3 +79,19 @@ def test_resource_group_name_follows_the_stack(program):
     group = program.one("azure-native:resources:ResourceGroup")
     assert group.inputs["resourceGroupName"] == f"rg-aichat-{program.stack}"
     assert program.outputs["resourceGroupName"] == group.inputs["resourceGroupName"]
+
+
+def test_network_component_alone_exposes_a_subnet_id_per_role(declare):
+    from components.network import Network, NetworkArgs
+
+    exposed = {}
+
+    def build(context):
+        network = Network("net", NetworkArgs(context))
+        for key, subnet_id in network.subnet_ids.items():
+            subnet_id.apply(lambda value, key=key: exposed.__setitem__(key, value))
+
+    run = declare(build)
+    vnet = run.one("azure-native:network:VirtualNetwork")
+    assert exposed == {role.key: f"{vnet.id}/subnets/{role.name}" for role in SUBNET_ROLES}
+    assert all(r.parent == run.one("aichat:network:Network").urn for r in run.resources if r.custom)

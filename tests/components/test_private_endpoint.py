@@ -62,3 +62,44 @@ def test_every_private_endpoint_has_a_dns_zone_group(program):
     endpoints = {pe.outputs["name"] for pe in program.of_type("azure-native:network:PrivateEndpoint")}
     grouped = {g.inputs["privateEndpointName"] for g in program.of_type("azure-native:network:PrivateDnsZoneGroup")}
     assert endpoints == grouped
+
+
+# --- the helper and the zones component on their own -------------------------------------------------
+
+from components.private_dns import PrivateDnsZones, PrivateDnsZonesArgs  # noqa: E402
+from components.private_endpoint import OPENAI, private_endpoint  # noqa: E402
+
+VNET_ID = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/virtualNetworks/vnet"
+SUBNET_ID = VNET_ID + "/subnets/snet-private-endpoints"
+
+
+def test_helper_puts_every_zone_of_a_target_into_one_named_group(declare):
+    def build(context):
+        zones = PrivateDnsZones("dns", PrivateDnsZonesArgs(context, "rg", VNET_ID, zone_names=OPENAI.dns_zones))
+        private_endpoint("ai", target=OPENAI, service_id="/subscriptions/s/x/accounts/ai", subnet_id=SUBNET_ID,
+                         resource_group_name="rg", location="swedencentral", dns_zone_ids=zones.zone_ids,
+                         tags={}, parent=zones)
+
+    run = declare(build)
+    group = run.one("azure-native:network:PrivateDnsZoneGroup")
+    configs = group.inputs["privateDnsZoneConfigs"]
+    assert [run.by_id(c["privateDnsZoneId"]).inputs["privateZoneName"] for c in configs] == list(OPENAI.dns_zones)
+    assert len({c["name"] for c in configs}) == len(configs)
+    assert group.parent == run.one("azure-native:network:PrivateEndpoint").urn
+
+
+def test_helper_refuses_an_endpoint_whose_zone_does_not_exist(declare):
+    def build(context):
+        private_endpoint("ai", target=OPENAI, service_id="id", subnet_id=SUBNET_ID, resource_group_name="rg",
+                         location="swedencentral", dns_zone_ids={"privatelink.openai.azure.com": "zone-id"},
+                         tags={}, parent=None)
+
+    with pytest.raises(Exception, match="no private DNS zone for privatelink.cognitiveservices.azure.com"):
+        declare(build)
+
+
+def test_zones_component_declares_each_zone_once(declare):
+    run = declare(lambda context: PrivateDnsZones(
+        "dns", PrivateDnsZonesArgs(context, "rg", VNET_ID, zone_names=["privatelink.azurecr.io"] * 2)))
+    assert len(run.of_type("azure-native:privatedns:PrivateZone")) == 1
+    assert len(run.of_type("azure-native:privatedns:VirtualNetworkLink")) == 1

@@ -42,3 +42,20 @@ def test_app_identity_has_acr_pull_scoped_to_the_registry(program):
         and r.inputs["principalId"] == app_identity.outputs["principalId"]
     ]
     assert [r.inputs["scope"] for r in pulls] == [registry.id]
+
+
+def test_every_puller_gets_acr_pull_on_the_registry_and_nothing_else(declare):
+    from components.private_endpoint import CONTAINER_REGISTRY
+    from components.registry import ContainerRegistry, ContainerRegistryArgs
+
+    def build(context):
+        ContainerRegistry("cr", ContainerRegistryArgs(
+            context, "rg", "subnet-id", {zone: "zone-id" for zone in CONTAINER_REGISTRY.dns_zones}, "workspace-id",
+            pullers={"web": "principal-web", "job": "principal-job"}))
+
+    run = declare(build)
+    registry = run.one("azure-native:containerregistry:Registry")
+    grants = run.of_type("azure-native:authorization:RoleAssignment")
+    assert sorted(g.inputs["principalId"] for g in grants) == ["principal-job", "principal-web"]
+    assert {g.inputs["scope"] for g in grants} == {registry.id}
+    assert {g.inputs["roleDefinitionId"].rsplit("/", 1)[1] for g in grants} == {BuiltInRole.ACR_PULL.value}
