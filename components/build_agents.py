@@ -12,10 +12,9 @@ elsewhere (their agent's public address is let through the registry firewall); p
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
-import pulumi_azure_native.containerregistry as containerregistry
+from pulumi_azure_native import containerregistry
 
 from components.context import StackContext
 
@@ -35,9 +34,9 @@ class BuildAgents(pulumi.ComponentResource):
     """The registry's dedicated agent pool in the VNet (nothing when `registry.buildAgentPool.enabled` is false)."""
 
     registry_name: pulumi.Output[str]
-    agent_pool_name: Optional[pulumi.Output[str]]
+    agent_pool_name: pulumi.Output[str] | None
 
-    def __init__(self, name: str, args: BuildAgentsArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: BuildAgentsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aichat:registry:BuildAgents", name, None, opts)
         settings = args.context.config.registry.build_agent_pool
         self.registry_name = pulumi.Output.from_input(args.registry_name)

@@ -16,11 +16,11 @@ block would need the workspace's shared key; the diagnostic setting needs no key
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
 
 import pulumi
-import pulumi_azure_native.containerinstance as containerinstance
+from pulumi_azure_native import containerinstance
 
 from components.app_service import keyless_database_settings
 from components.context import StackContext
@@ -51,7 +51,7 @@ class IngestionJobArgs:
     postgres_host: pulumi.Input[str]
     postgres_database: str
     # The model endpoint (the API Management gateway) for embeddings; None ingests for text search only.
-    openai_endpoint: Optional[pulumi.Input[str]] = None
+    openai_endpoint: pulumi.Input[str] | None = None
     # What must exist before the job starts (its role assignments, the database), or the first run fails.
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
 
@@ -59,7 +59,7 @@ class IngestionJobArgs:
 class IngestionJob(pulumi.ComponentResource):
     container_group_name: pulumi.Output[str]
 
-    def __init__(self, name: str, args: IngestionJobArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: IngestionJobArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aichat:jobs:IngestionJob", name, None, opts)
         context = args.context
         settings = context.config.ingestion
