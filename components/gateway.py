@@ -152,23 +152,7 @@ class AiGateway(pulumi.ComponentResource):
     ) -> apimanagement.Backend:
         """One backend per account, each with a circuit breaker, and a pool over them."""
         breaker = _circuit_breaker(args.context.config.gateway.circuit_breaker)
-        members = []
-        for account in args.accounts:
-            instance = account.instance
-            members.append(
-                apimanagement.Backend(
-                    f"{name}-backend-{instance.name}",
-                    backend_id=f"openai-{instance.name}",
-                    service_name=service.name,
-                    resource_group_name=args.resource_group_name,
-                    title=f"Azure OpenAI {instance.name} ({instance.region})",
-                    description=f"priority {instance.priority}, weight {instance.weight}",
-                    url=account.endpoint.apply(lambda endpoint: f"{endpoint.rstrip('/')}/{API_PATH}"),
-                    protocol="http",
-                    circuit_breaker=breaker,
-                    opts=pulumi.ResourceOptions(parent=self),
-                )
-            )
+        members = [(account, self._member_backend(name, args, service, account, breaker)) for account in args.accounts]
         # A pool has no url or protocol of its own (Azure rejects them); members are referenced by id.
         return apimanagement.Backend(
             f"{name}-backend-pool",
@@ -183,9 +167,31 @@ class AiGateway(pulumi.ComponentResource):
                     apimanagement.BackendPoolItemArgs(
                         id=member.id, priority=account.instance.priority, weight=account.instance.weight
                     )
-                    for member, account in zip(members, args.accounts)
+                    for account, member in members
                 ]
             ),
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+
+    def _member_backend(
+        self,
+        name: str,
+        args: AiGatewayArgs,
+        service: apimanagement.ApiManagementService,
+        account: OpenAiAccount,
+        breaker: apimanagement.BackendCircuitBreakerArgs,
+    ) -> apimanagement.Backend:
+        instance = account.instance
+        return apimanagement.Backend(
+            f"{name}-backend-{instance.name}",
+            backend_id=f"openai-{instance.name}",
+            service_name=service.name,
+            resource_group_name=args.resource_group_name,
+            title=f"Azure OpenAI {instance.name} ({instance.region})",
+            description=f"priority {instance.priority}, weight {instance.weight}",
+            url=account.endpoint.apply(lambda endpoint: f"{endpoint.rstrip('/')}/{API_PATH}"),
+            protocol="http",
+            circuit_breaker=breaker,
             opts=pulumi.ResourceOptions(parent=self),
         )
 

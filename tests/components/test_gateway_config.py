@@ -1,0 +1,191 @@
+"""Bad `aichat:openai` / `aichat:gateway` config fails with a message naming key, value and what is allowed."""
+
+from __future__ import annotations
+
+import pytest
+
+from components.config import ConfigError, parse_stack_config
+from tools.offline import ProgramError
+
+
+@pytest.fixture
+def values(stack_values):
+    """Config of a stack without the `aichat:` prefix, as parse_stack_config takes it."""
+
+    def load(stack: str = "dev") -> dict:
+        return {k.split(":", 1)[1]: v for k, v in stack_values(stack).items() if k.startswith("aichat:")}
+
+    return load
+
+
+def error_for(values: dict, stack: str = "dev") -> str:
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config(values, stack)
+    return str(raised.value)
+
+
+def instance(name: str, region: str, priority: int = 1, weight: int = 50) -> dict:
+    return {"name": name, "region": region, "priority": priority, "weight": weight}
+
+
+@pytest.mark.parametrize("stack, accounts, regions", [("dev", 2, 1), ("prod", 3, 2)])
+def test_stack_files_meet_the_minimum_accounts_and_regions(values, stack, accounts, regions):
+    openai = parse_stack_config(values(stack), stack).openai
+    assert len(openai.instances) >= accounts and len(openai.regions) >= regions
+
+
+def test_no_instances(values):
+    config = values()
+    config["openai"]["instances"] = []
+    assert "aichat:openai.instances: no instances" in error_for(config)
+
+
+def test_missing_openai_section(values):
+    config = values()
+    del config["openai"]
+    assert "aichat:openai is required but not set" in error_for(config)
+
+
+def test_duplicate_instance_names(values):
+    config = values()
+    config["openai"]["instances"][1]["name"] = config["openai"]["instances"][0]["name"]
+    message = error_for(config)
+    assert "aichat:openai.instances: duplicate instance name(s) swc" in message
+
+
+@pytest.mark.parametrize("priority", [0, -1, 101])
+def test_priority_out_of_range(values, priority):
+    config = values()
+    config["openai"]["instances"][0]["priority"] = priority
+    message = error_for(config)
+    assert f"aichat:openai.instances[0].priority: {priority} is out of range; allowed: 1 to 100" in message
+
+
+@pytest.mark.parametrize("weight", [0, 101, 1000])
+def test_weight_out_of_range(values, weight):
+    config = values()
+    config["openai"]["instances"][1]["weight"] = weight
+    message = error_for(config)
+    assert f"aichat:openai.instances[1].weight: {weight} is out of range; allowed: 1 to 100" in message
+
+
+def test_unknown_model(values):
+    config = values()
+    config["openai"]["models"]["chat"]["model"] = "gpt-5-ultra"
+    message = error_for(config)
+    assert "aichat:openai.models.chat.model: 'gpt-5-ultra' cannot serve as the chat model (unknown model)" in message
+    assert "gpt-4o-mini" in message  # lists what is allowed
+
+
+def test_model_in_the_wrong_role(values):
+    config = values()
+    config["openai"]["models"]["embedding"]["model"] = "gpt-4o-mini"
+    message = error_for(config)
+    assert "aichat:openai.models.embedding.model: 'gpt-4o-mini'" in message and "it is a chat model" in message
+
+
+def test_ada_embeddings_are_refused_because_the_app_sends_dimensions(values):
+    config = values()
+    config["openai"]["models"]["embedding"]["model"] = "text-embedding-ada-002"
+    assert "cannot serve as the embedding model" in error_for(config)
+
+
+def test_same_deployment_name_for_both_models(values):
+    config = values()
+    config["openai"]["models"]["embedding"]["deployment"] = config["openai"]["models"]["chat"]["deployment"]
+    assert "the two deployments need different names" in error_for(config)
+
+
+def test_unknown_deployment_sku(values):
+    config = values()
+    config["openai"]["models"]["chat"]["sku"] = "Premium"
+    assert "aichat:openai.models.chat.sku: 'Premium' is not allowed" in error_for(config)
+
+
+def test_a_region_twice_is_refused_unless_allowed(values):
+    config = values()
+    config["openai"]["instances"] = [instance("swc", "swedencentral"), instance("swc2", "swedencentral")]
+    message = error_for(config)
+    assert "aichat:openai.instances: region(s) swedencentral listed more than once" in message
+    assert "allowSharedRegion" in message
+    config["openai"]["allowSharedRegion"] = True
+    assert len(parse_stack_config(config, "dev").openai.instances) == 2
+
+
+def test_dev_needs_two_accounts(values):
+    config = values()
+    config["openai"]["instances"] = config["openai"]["instances"][:1]
+    assert "1 instance(s) for a dev stack; at least 2 are needed" in error_for(config)
+
+
+def test_prod_needs_three_accounts(values):
+    config = values("prod")
+    config["openai"]["instances"] = config["openai"]["instances"][:2]
+    assert "2 instance(s) for a prod stack; at least 3 are needed" in error_for(config, "prod")
+
+
+def test_prod_needs_two_regions(values):
+    config = values("prod")
+    config["openai"]["allowSharedRegion"] = True
+    config["openai"]["instances"] = [instance(f"swc{i}", "swedencentral") for i in range(3)]
+    assert "all instances are in swedencentral; a prod stack needs accounts in at least 2 regions" in error_for(
+        config, "prod"
+    )
+
+
+def test_a_misspelt_instance_key_is_named(values):
+    config = values()
+    config["openai"]["instances"][0]["weigth"] = 10
+    assert "aichat:openai.instances[0]: unknown key(s) weigth" in error_for(config)
+
+
+def test_capacity_override_for_an_unknown_role(values):
+    config = values()
+    config["openai"]["instances"][0]["capacity"] = {"chats": 5}
+    assert "aichat:openai.instances[0].capacity: unknown key(s) chats" in error_for(config)
+
+
+def test_developer_gateway_in_prod(values):
+    config = values("prod")
+    config["gateway"]["sku"] = "Developer"
+    assert "aichat:gateway.sku: 'Developer' is not allowed for a prod stack" in error_for(config, "prod")
+
+
+def test_developer_gateway_has_one_unit(values):
+    config = values()
+    config["gateway"]["capacity"] = 2
+    assert "aichat:gateway.capacity: 2 is out of range; allowed: 1 to 1" in error_for(config)
+
+
+def test_v2_or_consumption_tiers_are_refused(values):
+    config = values()
+    config["gateway"]["sku"] = "StandardV2"
+    assert "aichat:gateway.sku: 'StandardV2' is not allowed; allowed values: Developer, Premium" in error_for(config)
+
+
+def test_bad_circuit_breaker_duration(values):
+    config = values()
+    config["gateway"]["circuitBreaker"]["tripDuration"] = "1 minute"
+    message = error_for(config)
+    assert "aichat:gateway.circuitBreaker.tripDuration: '1 minute' is not valid" in message and "PT1M" in message
+
+
+def test_token_limit_too_small(values):
+    config = values()
+    config["gateway"]["tokensPerMinutePerCaller"] = 10
+    assert "aichat:gateway.tokensPerMinutePerCaller: 10 is out of range" in error_for(config)
+
+
+def test_bad_publisher_email(values):
+    config = values()
+    config["gateway"]["publisherEmail"] = "platform-team"
+    assert "aichat:gateway.publisherEmail: 'platform-team' is not valid" in error_for(config)
+
+
+def test_the_program_stops_before_registering_anything(run_with, stack_values):
+    raw = stack_values("dev")
+    raw["aichat:openai"]["instances"] = []
+    with pytest.raises(ProgramError) as raised:
+        run_with("dev", raw)
+    assert "no instances" in str(raised.value)
+    assert raised.value.resources == []
