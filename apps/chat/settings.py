@@ -37,6 +37,7 @@ class Settings:
     local_data_dir: Path = REPO_ROOT / ".data"
     db_pool_min_size: int = 1
     db_pool_max_size: int = 10
+    db_pool_timeout_seconds: float = 10.0
 
     # Model: Azure OpenAI / API Management (Entra token), or any OpenAI-compatible URL, or none.
     azure_openai_endpoint: str | None = None
@@ -174,6 +175,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         local_data_dir=Path(env.text("LOCAL_DATA_DIR", str(defaults.local_data_dir))).expanduser(),
         db_pool_min_size=env.integer("DB_POOL_MIN_SIZE", 1, 0, 100),
         db_pool_max_size=env.integer("DB_POOL_MAX_SIZE", 10, 1, 100),
+        db_pool_timeout_seconds=env.number("DB_POOL_TIMEOUT_SECONDS", 10.0, 0.1, 300.0),
         azure_openai_endpoint=env.url("AZURE_OPENAI_ENDPOINT"),
         azure_openai_api_version=env.text("AZURE_OPENAI_API_VERSION", defaults.azure_openai_api_version),
         azure_openai_token_scope=env.text("AZURE_OPENAI_TOKEN_SCOPE", defaults.azure_openai_token_scope),
