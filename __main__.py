@@ -141,6 +141,8 @@ if config.ingestion.enabled:
 
 pulumi.export("resourceGroupName", resource_group_name)
 pulumi.export("appUrl", chat.url)
+# The image the app (and the ingestion job) runs; pull request previews keep it, so they show only their own changes.
+pulumi.export("appImage", config.app_service.image)
 pulumi.export("registryLoginServer", registry.login_server)
 pulumi.export("registryName", build_agents.registry_name)
 if build_agents.agent_pool_name is not None:
