@@ -7,6 +7,7 @@ import sys
 
 import pytest
 
+from policy.rules import POLICIES
 from tests.policy.breakages import BREAKAGES
 from tools import plan
 from tools.offline import REPO_ROOT, run_program, stack_config_values
@@ -112,3 +113,16 @@ def test_advisory_findings_are_reported_without_failing(monkeypatch, capsys):
     status, out, _ = run_plan(capsys, "dev")
     assert status == plan.EXIT_OK
     assert "| advisory | `allowed-skus-per-environment` | azure-native:web:AppServicePlan chat-plan |" in out
+
+
+def test_docs_diagram_is_current(capsys):
+    # docs/guardrails.md shows the dev diagram; regenerate it as that page says when this fails.
+    status, out, _ = run_plan(capsys, "dev")
+    documented = (REPO_ROOT / "docs" / "guardrails.md").read_text()
+    assert status == plan.EXIT_OK
+    assert mermaid_block(documented) == mermaid_block(out), "docs/guardrails.md: the dev diagram is out of date"
+
+
+def test_docs_list_every_rule():
+    documented = (REPO_ROOT / "docs" / "guardrails.md").read_text()
+    assert [p.name for p in POLICIES if f"`{p.name}`" not in documented] == []
