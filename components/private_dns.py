@@ -48,7 +48,7 @@ class PrivateDnsZones(pulumi.ComponentResource):
                 virtual_network=privatedns.SubResourceArgs(id=args.vnet_id),
                 registration_enabled=False,
                 tags=dict(args.context.tags),
-                opts=pulumi.ResourceOptions(parent=zone),
+                opts=pulumi.ResourceOptions(parent=self),
             )
             self.zone_ids[zone_name] = zone.id
             self.zone_names[zone_name] = zone.name

@@ -69,6 +69,6 @@ def private_endpoint(
             network.PrivateDnsZoneConfigArgs(name=zone.replace(".", "-"), private_dns_zone_id=dns_zone_ids[zone])
             for zone in target.dns_zones
         ],
-        opts=pulumi.ResourceOptions(parent=endpoint),
+        opts=pulumi.ResourceOptions(parent=parent),
     )
     return endpoint
