@@ -98,7 +98,7 @@ gateway = AiGateway(
         app_insights_id=observability.app_insights_id,
         app_insights_connection_string=observability.app_insights_connection_string,
         accounts=openai.accounts,
-        caller_client_ids=[app_identity.client_id],
+        caller_client_ids=[identities[workload].client_id for workload in ["app", *job_workloads]],
     ),
 )
 chat = ChatWebApp(
@@ -134,7 +134,9 @@ if config.ingestion.enabled:
             image=config.app_service.image,
             postgres_host=postgres.host,
             postgres_database=postgres.database_name,
-            depends_on=[registry, postgres],
+            openai_endpoint=gateway.gateway_url,
+            settings={"EMBEDDING_MODEL": config.openai.embedding_model.deployment_name},
+            depends_on=[registry, postgres, gateway],
         ),
     )
     pulumi.export("ingestionJobName", ingestion.container_group_name)

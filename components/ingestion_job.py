@@ -16,7 +16,7 @@ block would need the workspace's shared key; the diagnostic setting needs no key
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -52,6 +52,8 @@ class IngestionJobArgs:
     postgres_database: str
     # The model endpoint (the API Management gateway) for embeddings; None ingests for text search only.
     openai_endpoint: pulumi.Input[str] | None = None
+    # Extra plain settings for the app's CLI (apps/chat/settings.py), e.g. EMBEDDING_MODEL.
+    settings: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # What must exist before the job starts (its role assignments, the database), or the first run fails.
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
 
@@ -66,6 +68,7 @@ class IngestionJob(pulumi.ComponentResource):
         environment = keyless_database_settings(args.identity, args.postgres_host, args.postgres_database)
         if args.openai_endpoint is not None:
             environment["AZURE_OPENAI_ENDPOINT"] = args.openai_endpoint
+        environment.update(args.settings)
         group = containerinstance.ContainerGroup(
             f"{name}-group",
             container_group_name=context.name("ci", "ingest", run_fingerprint(args.image, settings.document_paths)),

@@ -179,3 +179,12 @@ def test_fractional_cpu_is_accepted(stack_values):
     values = without_prefix(stack_values("dev"))
     values["ingestion"]["cpu"] = 0.5
     assert parse_stack_config(values, "dev").ingestion.cpu == 0.5
+
+
+def test_embeds_through_the_gateway_which_accepts_the_jobs_identity(program):
+    environment = environment_of(job_group(program))
+    assert environment["AZURE_OPENAI_ENDPOINT"] == program.outputs["gatewayUrl"]
+    assert environment["EMBEDDING_MODEL"] == program.config["aichat:openai"]["models"]["embedding"]["deployment"]
+    client_id = ingestion_identity(program).outputs["clientId"]
+    policies = [p for p in program.resources if p.type.startswith("azure-native:apimanagement:") and "Policy" in p.type]
+    assert any(client_id in str(p.inputs.get("value", "")) for p in policies), "the gateway would refuse the job"
