@@ -48,7 +48,10 @@ def test_every_account_has_a_private_endpoint_in_the_vnet_region_with_the_openai
         assert endpoint.inputs["privateLinkServiceConnections"][0]["groupIds"] == [OPENAI.group_id] == ["account"]
         assert endpoint.inputs["location"] == program.stack_config.location  # cross-region private link
         assert endpoint.inputs["subnet"]["id"].endswith("/subnets/snet-private-endpoints")
-        [group] = [g for g in program.children_of(endpoint.urn) if g.type == "azure-native:network:PrivateDnsZoneGroup"]
+        [group] = [
+            g for g in program.of_type("azure-native:network:PrivateDnsZoneGroup")
+            if g.inputs["privateEndpointName"] == endpoint.outputs["name"]
+        ]
         linked = {c["privateDnsZoneId"] for c in group.inputs["privateDnsZoneConfigs"]}
         assert linked == {zone_ids[zone] for zone in OPENAI.dns_zones}
         assert "privatelink.openai.azure.com" in OPENAI.dns_zones
