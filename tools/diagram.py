@@ -65,10 +65,13 @@ def _network(inventory: Inventory) -> Iterable[str]:
     placed = _placed(inventory)
     for vnet in inventory.of_type("network:VirtualNetwork"):
         space = ", ".join(prop(vnet.inputs, "addressSpace.addressPrefixes", []))
-        yield f"  subgraph {node_id(vnet)}[{_label('VNet ' + str(vnet.outputs.get('name') or vnet.name), space)}]"
+        vnet_name = vnet.outputs.get("name") or vnet.name
+        # Subgraph titles stay on one line: Mermaid draws the first member over a second title line.
+        yield f"  subgraph {node_id(vnet)}[{_label(f'VNet {vnet_name} · {space}')}]"
         for subnet in vnet.inputs.get("subnets") or []:
             name = subnet.get("name", "")
-            yield f"    subgraph subnet_{re.sub(r'[^A-Za-z0-9_]', '_', name)}[{_label(name, subnet.get('addressPrefix', ''))}]"
+            title = _label(f"{name} · {subnet.get('addressPrefix', '')}")
+            yield f"    subgraph subnet_{re.sub(r'[^A-Za-z0-9_]', '_', name)}[{title}]"
             for member in (r for r in placed if subnet_of(r.inputs) == name):
                 yield f"      {node(inventory, member)}"
             yield "    end"
