@@ -71,6 +71,11 @@ def short_type(resource_type: str) -> str:
     return resource_type.removeprefix("azure-native:")
 
 
+def finding(problem: str, remediation: str) -> str:
+    """Every violation message says what is wrong and how to fix it, in that order."""
+    return f"{problem}. Fix: {remediation}"
+
+
 def resource_rule(
     name: str,
     *,
@@ -88,7 +93,7 @@ def resource_rule(
         if not applies:
             return
         for problem in check(args.props, args):
-            report_violation(f"{problem}. Fix: {remediation}", None)
+            report_violation(finding(problem, remediation), None)
 
     return ResourceValidationPolicy(
         name=name,
@@ -106,7 +111,7 @@ def stack_rule(
 
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         for problem, urn in check(args.resources):
-            report_violation(f"{problem}. Fix: {remediation}", urn)
+            report_violation(finding(problem, remediation), urn)
 
     return StackValidationPolicy(
         name=name,
