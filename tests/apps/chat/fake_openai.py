@@ -15,10 +15,12 @@ Embeddings are deterministic: a hashed bag of words, normalised, so texts sharin
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import math
 import re
+import struct
 import threading
 import time
 from collections import deque
@@ -84,7 +86,7 @@ class FakeOpenAI:
         self._lock = threading.Lock()
         self._disconnected = threading.Event()
         handler = _make_handler(self)
-        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server = _Server((host, port), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
 
@@ -152,9 +154,21 @@ class FakeOpenAI:
         self._disconnected.set()
 
 
+def _base64_floats(vector: list[float]) -> str:
+    """The encoding the OpenAI SDK asks for by default: little-endian float32, base64."""
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+
+
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # the default backlog of 5 drops connections when 20 clients arrive at once
+
+
 def _make_handler(fake: FakeOpenAI):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # Headers and body go out in separate writes; with Nagle's algorithm on, the client's delayed
+        # ACK holds the body back about 40 ms per response.
+        disable_nagle_algorithm = True
 
         def log_message(self, *args) -> None:  # keep test output quiet
             pass
@@ -180,8 +194,9 @@ def _make_handler(fake: FakeOpenAI):
             inputs = body.get("input")
             inputs = [inputs] if isinstance(inputs, str) else list(inputs or [])
             dimensions = int(body.get("dimensions") or 1536)
+            encode = _base64_floats if body.get("encoding_format") == "base64" else list
             data = [
-                {"object": "embedding", "index": i, "embedding": fake_embedding(text, dimensions)}
+                {"object": "embedding", "index": i, "embedding": encode(fake_embedding(text, dimensions))}
                 for i, text in enumerate(inputs)
             ]
             self._send_json(200, {"object": "list", "data": data, "model": body.get("model", "fake"),
