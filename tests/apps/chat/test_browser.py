@@ -138,3 +138,20 @@ def test_an_app_error_is_shown_to_the_user(page, fake_openai):
     fake_openai.reset()
     ask(page, "When does the car park open?")
     assert [m["content"] for m in sent[-1]["messages"]] == ["When does the car park open?"]
+
+
+def test_stop_ends_the_answer_and_the_upstream_request(page, fake_openai):
+    from playwright.sync_api import expect
+
+    fake_openai.state.stream_delay = 0.05
+    fake_openai.state.stream_repeat = 400  # a long answer: tens of seconds unless someone stops it
+
+    page.get_by_label("Your question").fill("How many vacation days do employees get?")
+    page.get_by_role("button", name="Send").click()
+    answer = page.locator("li.message.assistant").last
+    expect(answer.locator("button.citation").first).to_be_visible()  # the answer is streaming in
+    page.get_by_role("button", name="Stop").click()
+
+    expect(answer.locator(".status")).to_have_text("Stopped.")
+    expect(page.get_by_role("button", name="Send")).to_be_enabled()
+    assert fake_openai.wait_for_disconnect(timeout=10), "the app kept reading the model's stream"
