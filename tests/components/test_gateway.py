@@ -62,7 +62,10 @@ def test_private_dns_resolves_every_service_host_name_to_the_private_ip(program)
     private_ip = apim.outputs["privateIPAddresses"][0]
     zone = program.one("azure-native:privatedns:PrivateZone", "gateway-dns-azure-api-net")
     assert zone.inputs["privateZoneName"] == "azure-api.net"
-    [link] = program.children_of(zone.urn)
+    [link] = [
+        r for r in program.of_type("azure-native:privatedns:VirtualNetworkLink")
+        if r.inputs["privateZoneName"] == "azure-api.net"
+    ]
     assert link.inputs["virtualNetwork"]["id"] == program.one("azure-native:network:VirtualNetwork").id
     records = {
         r.inputs["relativeRecordSetName"]: r for r in program.of_type("azure-native:privatedns:PrivateRecordSet")

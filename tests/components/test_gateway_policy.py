@@ -54,13 +54,15 @@ def test_retries_once_per_other_member_on_429_and_503(program):
     assert retry.find("forward-request").get("buffer-request-body") == "true"
 
 
-def test_only_the_apps_identity_from_this_tenant_may_call(program):
+def test_only_this_stacks_workload_identities_from_this_tenant_may_call(program):
     validation = deployed_policy(program).find("inbound/validate-azure-ad-token")
-    app_identity = program.one("azure-native:managedidentity:UserAssignedIdentity", "identities-app")
+    allowed = [e.text.strip() for e in validation.findall("client-application-ids/application-id")]
+    identities = {
+        r.name: r.outputs["clientId"] for r in program.of_type("azure-native:managedidentity:UserAssignedIdentity")
+    }
     assert validation.get("tenant-id") == FAKE_TENANT_ID
-    assert [e.text.strip() for e in validation.findall("client-application-ids/application-id")] == [
-        app_identity.outputs["clientId"]
-    ]
+    assert identities["identities-app"] in allowed  # the chat app
+    assert len(allowed) == len(set(allowed)) and set(allowed) <= set(identities.values())  # nobody else
     # The app asks for https://cognitiveservices.azure.com/.default, so that is the token's audience.
     assert [e.text for e in validation.findall("audiences/audience")] == [OPENAI_RESOURCE]
 
