@@ -159,22 +159,26 @@ def _check_token_metric(root: ET.Element, values: PolicyValues) -> Optional[str]
     return None
 
 
-def _check_managed_identity(root: ET.Element, values: PolicyValues) -> Optional[str]:
-    element = _first(root.find("inbound"), ["authentication-managed-identity"])
+def _inbound_attribute_problem(root: ET.Element, tag: str, attribute: str, expected: str, purpose: str) -> Optional[str]:
+    """A problem unless <inbound> holds <tag> with `attribute` equal to `expected`."""
+    element = _first(root.find("inbound"), [tag])
     if element is None:
-        return "<authentication-managed-identity> is missing from <inbound> (the gateway must call OpenAI keylessly)"
-    if element.get("resource") != OPENAI_RESOURCE:
-        return f"<authentication-managed-identity> resource is {element.get('resource')!r}, expected {OPENAI_RESOURCE!r}"
+        return f"<{tag}> is missing from <inbound> ({purpose})"
+    if element.get(attribute) != expected:
+        return f"<{tag}> {attribute} is {element.get(attribute)!r}, expected {expected!r} ({purpose})"
     return None
+
+
+def _check_managed_identity(root: ET.Element, values: PolicyValues) -> Optional[str]:
+    return _inbound_attribute_problem(
+        root, "authentication-managed-identity", "resource", OPENAI_RESOURCE, "the gateway must call OpenAI keylessly"
+    )
 
 
 def _check_pool_routing(root: ET.Element, values: PolicyValues) -> Optional[str]:
-    element = _first(root.find("inbound"), ["set-backend-service"])
-    if element is None:
-        return "<set-backend-service> is missing from <inbound> (requests must go to the pool)"
-    if element.get("backend-id") != values.pool_backend_id:
-        return f"<set-backend-service> backend-id is {element.get('backend-id')!r}, expected the pool {values.pool_backend_id!r}"
-    return None
+    return _inbound_attribute_problem(
+        root, "set-backend-service", "backend-id", values.pool_backend_id, "requests must go to the pool"
+    )
 
 
 def _check_retry(root: ET.Element, values: PolicyValues) -> Optional[str]:

@@ -145,41 +145,24 @@ def test_capacity_override_for_an_unknown_role(values):
     assert "aichat:openai.instances[0].capacity: unknown key(s) chats" in error_for(config)
 
 
-def test_developer_gateway_in_prod(values):
-    config = values("prod")
-    config["gateway"]["sku"] = "Developer"
-    assert "aichat:gateway.sku: 'Developer' is not allowed for a prod stack" in error_for(config, "prod")
-
-
-def test_developer_gateway_has_one_unit(values):
-    config = values()
-    config["gateway"]["capacity"] = 2
-    assert "aichat:gateway.capacity: 2 is out of range; allowed: 1 to 1" in error_for(config)
-
-
-def test_v2_or_consumption_tiers_are_refused(values):
-    config = values()
-    config["gateway"]["sku"] = "StandardV2"
-    assert "aichat:gateway.sku: 'StandardV2' is not allowed; allowed values: Developer, Premium" in error_for(config)
-
-
-def test_bad_circuit_breaker_duration(values):
-    config = values()
-    config["gateway"]["circuitBreaker"]["tripDuration"] = "1 minute"
-    message = error_for(config)
-    assert "aichat:gateway.circuitBreaker.tripDuration: '1 minute' is not valid" in message and "PT1M" in message
-
-
-def test_token_limit_too_small(values):
-    config = values()
-    config["gateway"]["tokensPerMinutePerCaller"] = 10
-    assert "aichat:gateway.tokensPerMinutePerCaller: 10 is out of range" in error_for(config)
-
-
-def test_bad_publisher_email(values):
-    config = values()
-    config["gateway"]["publisherEmail"] = "platform-team"
-    assert "aichat:gateway.publisherEmail: 'platform-team' is not valid" in error_for(config)
+@pytest.mark.parametrize(
+    "stack, path, value, expected",
+    [
+        ("prod", ["sku"], "Developer", "aichat:gateway.sku: 'Developer' is not allowed for a prod stack"),
+        ("dev", ["capacity"], 2, "aichat:gateway.capacity: 2 is out of range; allowed: 1 to 1"),
+        ("dev", ["sku"], "StandardV2", "aichat:gateway.sku: 'StandardV2' is not allowed; allowed values: Developer, Premium"),
+        ("dev", ["circuitBreaker", "tripDuration"], "1 minute", "such as PT1M"),
+        ("dev", ["tokensPerMinutePerCaller"], 10, "aichat:gateway.tokensPerMinutePerCaller: 10 is out of range"),
+        ("dev", ["publisherEmail"], "platform-team", "aichat:gateway.publisherEmail: 'platform-team' is not valid"),
+    ],
+)
+def test_bad_gateway_values(values, stack, path, value, expected):
+    config = values(stack)
+    section = config["gateway"]
+    for key in path[:-1]:
+        section = section[key]
+    section[path[-1]] = value
+    assert expected in error_for(config, stack)
 
 
 def test_the_program_stops_before_registering_anything(run_with, stack_values):

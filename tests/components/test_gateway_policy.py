@@ -135,7 +135,7 @@ def test_removing_a_required_element_is_refused(tag):
         ('count="${retry_count}"', 'count="1"', "count = pool members - 1"),
         ("StatusCode == 503", "StatusCode == 500", "429 and 503"),
         ('buffer-request-body="true"', 'buffer-request-body="false"', "buffer-request-body"),
-        ('backend-id="${pool_backend_id}"', 'backend-id="openai-swc"', "expected the pool"),
+        ('backend-id="${pool_backend_id}"', 'backend-id="openai-swc"', "expected 'openai-pool'"),
         ('resource="${openai_resource}"', 'resource="https://management.azure.com"', "cognitiveservices"),
         ('tokens-per-minute="${tokens_per_minute}"', 'tokens-per-minute="999999"', "tokens-per-minute"),
     ],
