@@ -51,7 +51,9 @@ key_vault = KeyVault(
         endpoints_subnet_id,
         dns.zone_ids,
         observability.workspace_id,
-        generated_secrets={"session-signing-key": 64},
+        # App Service authentication's cookie and token-store keys: held here so every instance and
+        # deployment slot shares them and they can be rotated (docs/operating.md).
+        generated_secrets={"auth-encryption-key": 32, "auth-signing-key": 32},
         secret_reader_principal_id=app_identity.principal_id,
     ),
 )
@@ -112,7 +114,10 @@ chat = ChatWebApp(
         registry_login_server=registry.login_server,
         postgres_host=postgres.host,
         postgres_database=postgres.database_name,
-        secret_settings={"SESSION_SIGNING_KEY": key_vault.secret_uris["session-signing-key"]},
+        secret_settings={
+            "WEBSITE_AUTH_ENCRYPTION_KEY": key_vault.secret_uris["auth-encryption-key"],
+            "WEBSITE_AUTH_SIGNING_KEY": key_vault.secret_uris["auth-signing-key"],
+        },
         openai_endpoint=gateway.gateway_url,
         settings={
             "CHAT_MODEL": config.openai.chat_model.deployment_name,

@@ -18,6 +18,9 @@ from components.identity import WorkloadIdentity
 
 # The port the container listens on (apps/chat/Dockerfile reads $PORT).
 CONTAINER_PORT = "8000"
+# App Service authentication reads the client assertion from the identity this setting names
+# (the app registration's federated credential) instead of a client secret.
+MANAGED_IDENTITY_ASSERTION_SETTING = "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID"
 
 
 def key_vault_reference(secret_uri: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -61,7 +64,9 @@ def chat_app_settings(args: ChatWebAppArgs) -> dict[str, pulumi.Input[str]]:
     settings: dict[str, pulumi.Input[str]] = {
         "WEBSITES_PORT": CONTAINER_PORT,
         **keyless_database_settings(args.identity, args.postgres_host, args.postgres_database),
+        # Identity comes from App Service authentication's headers (configured below), never from callers.
         "AUTH_MODE": "app_service",
+        MANAGED_IDENTITY_ASSERTION_SETTING: args.identity.client_id,
     }
     if args.openai_endpoint is not None:
         settings["AZURE_OPENAI_ENDPOINT"] = args.openai_endpoint
@@ -123,6 +128,7 @@ class ChatWebApp(pulumi.ComponentResource):
             tags=dict(context.tags),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        self._require_sign_in(name, site, args)
         # Basic (user/password) publishing credentials off for FTP and for the SCM (Kudu) site.
         web.WebAppFtpAllowed(
             f"{name}-ftp-basic-auth",
@@ -144,3 +150,37 @@ class ChatWebApp(pulumi.ComponentResource):
         self.default_host_name = site.default_host_name
         self.url = pulumi.Output.concat("https://", site.default_host_name)
         self.register_outputs({"url": self.url, "web_app_id": self.web_app_id})
+
+    def _require_sign_in(self, name: str, site: web.WebApp, args: ChatWebAppArgs) -> web.WebAppAuthSettingsV2:
+        """App Service authentication in front of the app: every request is signed in with Entra ID.
+
+        The platform then sets the X-MS-CLIENT-PRINCIPAL headers the app's access control reads (and strips
+        any a caller sends). The app registration trusts the app's managed identity as a federated
+        credential, so sign-in needs no client secret either.
+        """
+        tenant_issuer = pulumi.Output.concat("https://login.microsoftonline.com/", args.context.tenant_id, "/v2.0")
+        client_id = args.context.config.app_service.sign_in_client_id
+        return web.WebAppAuthSettingsV2(
+            f"{name}-sign-in",
+            name=site.name,
+            resource_group_name=args.resource_group_name,
+            platform=web.AuthPlatformArgs(enabled=True),
+            global_validation=web.GlobalValidationArgs(
+                require_authentication=True,
+                unauthenticated_client_action="RedirectToLoginPage",
+                redirect_to_provider="azureactivedirectory",
+            ),
+            identity_providers=web.IdentityProvidersArgs(
+                azure_active_directory=web.AzureActiveDirectoryArgs(
+                    enabled=True,
+                    registration=web.AzureActiveDirectoryRegistrationArgs(
+                        client_id=client_id,
+                        open_id_issuer=tenant_issuer,
+                        client_secret_setting_name=MANAGED_IDENTITY_ASSERTION_SETTING,
+                    ),
+                )
+            ),
+            login=web.LoginArgs(token_store=web.TokenStoreArgs(enabled=True)),
+            http_settings=web.HttpSettingsArgs(require_https=True),
+            opts=pulumi.ResourceOptions(parent=self),
+        )

@@ -240,6 +240,8 @@ class AppServiceConfig:
     zone_redundant: bool
     image: str  # repository:tag (or @sha256:digest) inside this stack's registry
     health_check_path: str
+    # Client id of the Entra app registration users sign in to (App Service authentication).
+    sign_in_client_id: str
 
 
 @dataclass(frozen=True)
@@ -358,7 +360,7 @@ def _parse_entra_admin(key: str, raw: Any) -> EntraAdmin:
     admin = EntraAdmin(
         object_id=section.string(
             "objectId",
-            pattern=r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}",
+            pattern=_GUID,
             hint="must be the Entra object id (a GUID) of the user, group or service principal",
         ),
         principal_name=section.string("principalName"),
@@ -411,6 +413,7 @@ def _parse_postgres(section: Section) -> PostgresConfig:
     return config
 
 
+_GUID = r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"
 _IMAGE = r"[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})"
 
 
@@ -426,6 +429,12 @@ def _parse_app_service(section: Section) -> AppServiceConfig:
             "e.g. chat:0.1.0 (no registry host: the stack's own registry is used)",
         ),
         health_check_path=section.string("healthCheckPath", "/healthz", pattern=r"/[A-Za-z0-9/_-]*"),
+        sign_in_client_id=section.string(
+            "signInClientId",
+            pattern=_GUID,
+            hint="must be the client id (a GUID) of the Entra app registration users sign in with; "
+            "see docs/deploying.md, 'Sign-in app registration'",
+        ),
     )
     first_part = config.image.split("/", 1)[0]
     if "/" in config.image and ("." in first_part or first_part == "localhost"):

@@ -26,7 +26,8 @@ class KeyVaultArgs:
     private_endpoint_subnet_id: pulumi.Input[str]
     dns_zone_ids: Mapping[str, pulumi.Input[str]]
     workspace_id: pulumi.Input[str]
-    # Secrets to generate (name -> length) and the identity that may read them (Key Vault Secrets User).
+    # Secrets to generate (name -> random bytes, stored hex-encoded) and the identity that may read them
+    # (Key Vault Secrets User on each secret).
     generated_secrets: Mapping[str, int]
     secret_reader_principal_id: pulumi.Input[str]
 
@@ -74,23 +75,22 @@ class KeyVault(pulumi.ComponentResource):
         )
         send_to_workspace(f"{name}-vault", resource_id=vault.id, workspace_id=args.workspace_id, parent=self)
         self.secret_uris = {
-            secret_name: self._generated_secret(name, vault, secret_name, length, args)
-            for secret_name, length in args.generated_secrets.items()
+            secret_name: self._generated_secret(name, vault, secret_name, byte_length, args)
+            for secret_name, byte_length in args.generated_secrets.items()
         }
         self.register_outputs({"vault_id": self.vault_id, "vault_uri": self.vault_uri})
 
     def _generated_secret(
-        self, name: str, vault: keyvault.Vault, secret_name: str, length: int, args: KeyVaultArgs
+        self, name: str, vault: keyvault.Vault, secret_name: str, byte_length: int, args: KeyVaultArgs
     ) -> pulumi.Output[str]:
-        value = random.RandomPassword(
-            f"{name}-{secret_name}-value", length=length, special=False, opts=pulumi.ResourceOptions(parent=self)
-        )
+        # RandomBytes keeps its result secret in the state, like a password, but gives key material.
+        value = random.RandomBytes(f"{name}-{secret_name}-value", length=byte_length, opts=pulumi.ResourceOptions(parent=self))
         secret = keyvault.Secret(
             f"{name}-{secret_name}",
             secret_name=secret_name,
             vault_name=vault.name,
             resource_group_name=args.resource_group_name,
-            properties=keyvault.SecretPropertiesArgs(value=value.result, content_type="text/plain"),
+            properties=keyvault.SecretPropertiesArgs(value=value.hex, content_type="text/plain"),
             opts=pulumi.ResourceOptions(parent=self),
         )
         # Least privilege: the reader may read this secret, not every secret in the vault.

@@ -141,6 +141,9 @@ COMPUTED_OUTPUTS: dict[str, Callable[[str, Mapping[str, Any]], dict[str, Any]]] 
         "instrumentationKey": _stable_guid("appi", name),
     },
     "random:index/randomPassword:RandomPassword": lambda name, i: {"result": "mock-" + "x" * int(i.get("length", 16))},
+    "random:index/randomBytes:RandomBytes": lambda name, i: {
+        "hex": _stable_guid("bytes", name).replace("-", "") * 2, "base64": "bW9jaw=="
+    },
     "azure-native:cognitiveservices:Account": lambda name, i: {
         "properties": {
             **i.get("properties", {}),

@@ -58,11 +58,13 @@ def test_health_check_and_always_on(program):
 
 def test_secrets_are_key_vault_references_never_values(program):
     settings = app_settings(program)
-    secret_values = [p.outputs["result"] for p in program.of_type("random:index/randomPassword:RandomPassword")]
+    secret_values = [p.outputs["hex"] for p in program.of_type("random:index/randomBytes:RandomBytes")]
     assert secret_values
     assert not any(value in str(setting) for value in secret_values for setting in settings.values())
     vault_uri = program.one("azure-native:keyvault:Vault").outputs["properties"]["vaultUri"]
-    assert settings["SESSION_SIGNING_KEY"] == f"@Microsoft.KeyVault(SecretUri={vault_uri}secrets/session-signing-key)"
+    for setting, secret in (("WEBSITE_AUTH_ENCRYPTION_KEY", "auth-encryption-key"),
+                            ("WEBSITE_AUTH_SIGNING_KEY", "auth-signing-key")):
+        assert settings[setting] == f"@Microsoft.KeyVault(SecretUri={vault_uri}secrets/{secret})"
     identity = program.one("azure-native:managedidentity:UserAssignedIdentity", "identities-app")
     assert site(program).inputs["keyVaultReferenceIdentity"] == identity.id
 
@@ -82,3 +84,30 @@ def test_plan_is_linux_with_configured_sku_and_instances(program):
     assert plan["reserved"] is True and plan["kind"] == "linux"
     assert plan["sku"]["name"] == config["skuName"] and plan["sku"]["capacity"] == config["instanceCount"]
     assert plan["zoneRedundant"] == config["zoneRedundant"]
+
+
+def test_every_request_must_sign_in_with_entra_and_no_client_secret_exists(program):
+    auth = program.one("azure-native:web:WebAppAuthSettingsV2").inputs
+    identity = program.one("azure-native:managedidentity:UserAssignedIdentity", "identities-app")
+    assert auth["name"] == site(program).outputs["name"]
+    assert auth["platform"]["enabled"] is True
+    assert auth["globalValidation"]["requireAuthentication"] is True
+    registration = auth["identityProviders"]["azureActiveDirectory"]["registration"]
+    assert registration["clientId"] == program.config["aichat:appService"]["signInClientId"]
+    # The "secret" setting names the managed identity whose token is the client assertion, not a secret.
+    setting = registration["clientSecretSettingName"]
+    assert app_settings(program)[setting] == identity.outputs["clientId"]
+
+
+def test_app_trusts_identity_headers_only_because_the_platform_sets_them(program):
+    assert app_settings(program)["AUTH_MODE"] == "app_service"
+    assert program.one("azure-native:web:WebAppAuthSettingsV2").inputs["globalValidation"]["requireAuthentication"]
+
+
+def test_sign_in_client_id_must_be_a_guid(stack_values):
+    from components.config import ConfigError, parse_stack_config
+
+    values = {k.split(":", 1)[1]: v for k, v in stack_values("dev").items() if k.startswith("aichat:")}
+    values["appService"]["signInClientId"] = "my-app"
+    with pytest.raises(ConfigError, match=r"aichat:appService.signInClientId: 'my-app' is not valid; must be the client id"):
+        parse_stack_config(values, "dev")

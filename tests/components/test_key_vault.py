@@ -25,23 +25,26 @@ def test_vault_is_protected_in_prod_only(dev, prod):
     assert dev.one("azure-native:keyvault:Vault").protect is False
 
 
-def test_generated_secret_comes_from_random_and_is_stored_in_the_vault(program):
-    password = program.one("random:index/randomPassword:RandomPassword")
-    secret = program.one("azure-native:keyvault:Secret")
-    assert secret.inputs["properties"]["value"] == password.outputs["result"]
-    assert secret.inputs["vaultName"] == program.one("azure-native:keyvault:Vault").outputs["name"]
+def test_generated_secrets_come_from_random_and_are_stored_in_the_vault(program):
+    vault = program.one("azure-native:keyvault:Vault")
+    values = {r.name: r.outputs["hex"] for r in program.of_type("random:index/randomBytes:RandomBytes")}
+    secrets = program.of_type("azure-native:keyvault:Secret")
+    assert len(secrets) == len(values) >= 1
+    for secret in secrets:
+        assert secret.inputs["vaultName"] == vault.outputs["name"]
+        assert secret.inputs["properties"]["value"] == values[f"keyvault-{secret.inputs['secretName']}-value"]
 
 
-def test_app_identity_may_read_that_secret_and_nothing_wider(program):
-    secret = program.one("azure-native:keyvault:Secret")
+def test_app_identity_may_read_those_secrets_and_nothing_wider(program):
+    secrets = program.of_type("azure-native:keyvault:Secret")
     app_identity = program.one("azure-native:managedidentity:UserAssignedIdentity", "identities-app")
     readers = [
         r for r in program.of_type("azure-native:authorization:RoleAssignment")
         if r.inputs["roleDefinitionId"].endswith(BuiltInRole.KEY_VAULT_SECRETS_USER.value)
     ]
-    assert [(r.inputs["scope"], r.inputs["principalId"]) for r in readers] == [
-        (secret.id, app_identity.outputs["principalId"])
-    ]
+    assert sorted((r.inputs["scope"], r.inputs["principalId"]) for r in readers) == sorted(
+        (secret.id, app_identity.outputs["principalId"]) for secret in secrets
+    )
 
 
 def test_each_generated_secret_gets_its_own_reader_grant(declare):
@@ -55,7 +58,7 @@ def test_each_generated_secret_gets_its_own_reader_grant(declare):
 
     run = declare(build)
     secrets = {s.inputs["secretName"]: s for s in run.of_type("azure-native:keyvault:Secret")}
-    lengths = {p.name: p.inputs["length"] for p in run.of_type("random:index/randomPassword:RandomPassword")}
+    lengths = {p.name: p.inputs["length"] for p in run.of_type("random:index/randomBytes:RandomBytes")}
     assert set(secrets) == {"first", "second"}
     assert lengths == {"kv-first-value": 32, "kv-second-value": 48}
     grants = run.of_type("azure-native:authorization:RoleAssignment")
