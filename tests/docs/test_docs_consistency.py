@@ -9,7 +9,6 @@ column is headed `output`; they are compared with what the program exports under
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
