@@ -231,13 +231,14 @@ function appendAssistantMessage() {
   };
 }
 
-// Maps "<source>#page=<n>" to its passage, from context.data_points.text.
+// Maps "<source>#page=<n>" to its passages, from context.data_points.text. One page can give
+// several chunks, and a citation names only the page, so a key may have more than one passage.
 function passagesByKey(dataPoints) {
   const passages = new Map();
   const texts = dataPoints && Array.isArray(dataPoints.text) ? dataPoints.text : [];
   for (const text of texts) {
     const match = DATA_POINT.exec(String(text));
-    if (match) passages.set(match[1], match[2]);
+    if (match) passages.set(match[1], [...(passages.get(match[1]) || []), match[2]]);
   }
   return passages;
 }
@@ -321,11 +322,14 @@ function renderFollowups(container, questions) {
 // The citation button that opened the panel, so closing it returns keyboard focus there.
 let passageOpener = null;
 
-function showPassage(button, key, passage) {
+function showPassage(button, key, passages) {
   ui["passage-source"].textContent = key;
-  ui["passage-text"].textContent = passage !== undefined
-    ? passage
-    : "This source is not among the passages the app retrieved for this answer.";
+  const texts = passages || ["This source is not among the passages the app retrieved for this answer."];
+  ui["passage-text"].replaceChildren(...texts.map((text) => {
+    const paragraph = document.createElement("p");
+    paragraph.textContent = text;
+    return paragraph;
+  }));
   ui["passage-panel"].hidden = false;
   passageOpener = button;
   ui["passage-title"].focus();
