@@ -59,6 +59,7 @@ class Phase:
     latencies_ms: list[float]
     seconds: float
     failures: int
+    first_failure: str | None = None
 
     def row(self) -> str:
         def ms(fraction: float) -> str:
@@ -169,26 +170,26 @@ async def timed_request(client: httpx.AsyncClient, path: str, body: dict) -> flo
 async def run_phase(name: str, base_url: str, path: str, make_body, clients: int, requests: int,
                     think_ms: float) -> Phase:
     latencies: list[float] = []
-    failures = 0
+    failures: list[str] = []
     remaining = requests
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
 
     async def one_client(client: httpx.AsyncClient) -> None:
-        nonlocal remaining, failures
+        nonlocal remaining
         while remaining > 0:
             remaining -= 1
             if think_ms:  # before the request too, so that the clients do not all start at once
                 await asyncio.sleep(random.uniform(0, 2 * think_ms) / 1000)
             try:
                 latencies.append(await timed_request(client, path, make_body()))
-            except (httpx.HTTPError, RuntimeError):
-                failures += 1
+            except (httpx.HTTPError, RuntimeError) as error:
+                failures.append(f"{type(error).__name__}: {error}")
 
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
         started = time.perf_counter()
         await asyncio.gather(*(one_client(client) for _ in range(clients)))
         seconds = time.perf_counter() - started
-    return Phase(name, latencies, seconds, failures)
+    return Phase(name, latencies, seconds, len(failures), failures[0] if failures else None)
 
 
 async def measure(app_url: str, upstream_url: str, args: argparse.Namespace) -> list[Phase]:
@@ -211,7 +212,8 @@ def report(phases: list[Phase], args: argparse.Namespace) -> str:
               f" {args.workers} app worker(s), paced = {args.think_ms:g} ms mean think time\n"
               f"{'':<32} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7} {'req/s':>8} {'n':>6} {'fail':>5}")
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
-    lines = [header, *(phase.row() for phase in phases),
+    failed = [f"first failure of {phase.name}: {phase.first_failure}" for phase in phases if phase.first_failure]
+    lines = [header, *(phase.row() for phase in phases), *failed,
              (f"machine load average (1, 5, 15 min) at the end: {load} on {os.cpu_count()} cores;"
              " other work on the machine inflates these figures")]
     paced = [phase for phase in phases if phase.name.endswith(", paced") and not phase.name.startswith("upstream")]
