@@ -65,7 +65,10 @@ function startNewConversation() {
 // One turn: send the conversation, stream the answer into a new message, keep the history right.
 async function ask(question) {
   ui["empty-hint"].hidden = true;
-  conversation.messages.push({ role: "user", content: question });
+  // This turn's history: "New conversation" replaces conversation.messages, so a turn still
+  // finishing then must not write into the new one.
+  const history = conversation.messages;
+  history.push({ role: "user", content: question });
   appendUserMessage(question);
   const answerView = appendAssistantMessage();
   const abort = new AbortController();
@@ -79,7 +82,7 @@ async function ask(question) {
       method: "POST",
       headers: { "Content-Type": "application/json", Accept: "application/x-ndjson" },
       body: JSON.stringify({
-        messages: conversation.messages,
+        messages: history,
         context: { overrides: readOverrides() },
         session_state: conversation.sessionState,
       }),
@@ -103,8 +106,8 @@ async function ask(question) {
     setBusy(false);
   }
   // Keep the history alternating user/assistant: an answer that never started drops its question.
-  if (answer) conversation.messages.push({ role: "assistant", content: answer });
-  else conversation.messages.pop();
+  if (answer) history.push({ role: "assistant", content: answer });
+  else history.pop();
 }
 
 function readOverrides() {

@@ -155,3 +155,23 @@ def test_stop_ends_the_answer_and_the_upstream_request(page, fake_openai):
     expect(answer.locator(".status")).to_have_text("Stopped.")
     expect(page.get_by_role("button", name="Send")).to_be_enabled()
     assert fake_openai.wait_for_disconnect(timeout=10), "the app kept reading the model's stream"
+
+
+def test_a_new_conversation_started_mid_answer_forgets_the_old_one(page, fake_openai):
+    from playwright.sync_api import expect
+
+    sent = record_chat_requests(page)
+    fake_openai.state.stream_delay = 0.05
+    fake_openai.state.stream_repeat = 400
+    page.get_by_label("Your question").fill("How many vacation days do employees get?")
+    page.get_by_role("button", name="Send").click()
+    expect(page.locator("li.message.assistant button.citation").first).to_be_visible()
+
+    page.get_by_role("button", name="New conversation").click()
+    expect(page.locator("li.message")).to_have_count(0)
+    fake_openai.reset()
+    ask(page, "When does the car park open?")
+
+    assert [m["content"] for m in sent[-1]["messages"]] == ["When does the car park open?"]
+    assert sent[-1]["session_state"] is None
+    expect(page.locator("li.message")).to_have_count(2)
