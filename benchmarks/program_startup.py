@@ -94,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'floor':10} {floor['wall_s']:9.2f} {floor['peak_mb']:10.0f}")
     print(f"{'program':10} {program['wall_s']:9.2f} {program['peak_mb']:10.0f}   stack={args.stack}")
     ratio = program["wall_s"] / floor["wall_s"]
-    print(f"program / floor: {ratio:.2f}x (target <= 1.5x); program peak {program['peak_mb']:.0f} MB (target <= 250 MB)")
+    print(
+        f"program / floor: {ratio:.2f}x (target <= 1.5x); program peak {program['peak_mb']:.0f} MB (target <= 250 MB)"
+    )
     return 0
 
 

@@ -6,8 +6,8 @@ traffic and image pulls through the VNet, and reads secrets only as Key Vault re
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
 
 import pulumi
 import pulumi_azure_native.web as web
@@ -39,7 +39,7 @@ class ChatWebAppArgs:
     postgres_host: pulumi.Input[str]
     postgres_database: str
     # The model endpoint (the API Management gateway); None leaves the app in search-only mode.
-    openai_endpoint: Optional[pulumi.Input[str]] = None
+    openai_endpoint: pulumi.Input[str] | None = None
     # Extra plain settings for the app (apps/chat/README.md lists them all).
     settings: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # Setting name -> Key Vault secret URI; rendered as Key Vault references, never as values.
@@ -80,7 +80,7 @@ class ChatWebApp(pulumi.ComponentResource):
     web_app_id: pulumi.Output[str]
     default_host_name: pulumi.Output[str]
 
-    def __init__(self, name: str, args: ChatWebAppArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: ChatWebAppArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aichat:app:ChatWebApp", name, None, opts)
         context = args.context
         settings = context.config.app_service
@@ -106,9 +106,7 @@ class ChatWebApp(pulumi.ComponentResource):
             kind="app,linux,container",
             server_farm_id=plan.id,
             https_only=True,
-            identity=web.ManagedServiceIdentityArgs(
-                type="UserAssigned", user_assigned_identities=[args.identity.id]
-            ),
+            identity=web.ManagedServiceIdentityArgs(type="UserAssigned", user_assigned_identities=[args.identity.id]),
             key_vault_reference_identity=args.identity.id,
             virtual_network_subnet_id=args.integration_subnet_id,
             # Everything the app sends, and every image pull, goes through the VNet to private endpoints.

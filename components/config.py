@@ -8,11 +8,13 @@ naming the key, the bad value and what is allowed - before a single resource is 
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any
 
 PROJECT = "aichat"
 
@@ -60,8 +62,8 @@ class Section:
         name: str,
         default: Any = _MISSING,
         *,
-        choices: Optional[Sequence[str]] = None,
-        pattern: Optional[str] = None,
+        choices: Sequence[str] | None = None,
+        pattern: str | None = None,
         hint: str = "",
     ) -> str:
         value = self._take(name, default)
@@ -89,10 +91,8 @@ class Section:
     def number(self, name: str, default: Any = _MISSING, *, minimum: float, maximum: float) -> float:
         value = self._take(name, default)
         if isinstance(value, str):
-            try:
+            with contextlib.suppress(ValueError):
                 value = float(value)
-            except ValueError:
-                pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"{self.key(name)}: expected a number, got {value!r}")
         if not minimum <= value <= maximum:
@@ -107,7 +107,7 @@ class Section:
             raise ConfigError(f"{self.key(name)}: expected true or false, got {value!r}")
         return value
 
-    def section(self, name: str, default: Any = _MISSING) -> "Section":
+    def section(self, name: str, default: Any = _MISSING) -> Section:
         return Section(self.key(name), self._take(name, default))
 
     def items(self, name: str, default: Any = _MISSING) -> list[Any]:
@@ -264,9 +264,9 @@ class StackConfig:
     postgres: PostgresConfig
     app_service: AppServiceConfig
     observability: ObservabilityConfig
-    openai: "OpenAiConfig"
-    gateway: "GatewayConfig"
-    ingestion: "IngestionConfig"
+    openai: OpenAiConfig
+    gateway: GatewayConfig
+    ingestion: IngestionConfig
 
     @property
     def is_production(self) -> bool:
@@ -658,9 +658,7 @@ def _parse_gateway(section: Section, environment: str) -> GatewayConfig:
             "publisherEmail", pattern=r"[^@\s]+@[^@\s]+\.[^@\s]+", hint="an e-mail address such as team@example.com"
         ),
         publisher_name=section.string("publisherName"),
-        tokens_per_minute_per_caller=section.integer(
-            "tokensPerMinutePerCaller", minimum=1000, maximum=100_000_000
-        ),
+        tokens_per_minute_per_caller=section.integer("tokensPerMinutePerCaller", minimum=1000, maximum=100_000_000),
         metric_namespace=section.string(
             "metricNamespace", "aichat-openai", pattern=r"[A-Za-z][A-Za-z0-9._-]{0,63}", hint="letters, digits, . _ -"
         ),

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 import pulumi
 import pulumi_azure_native.authorization as authorization
@@ -19,7 +19,7 @@ class StackContext:
     subscription_id: pulumi.Output[str]
 
     @staticmethod
-    def for_current_deployment(config: StackConfig) -> "StackContext":
+    def for_current_deployment(config: StackConfig) -> StackContext:
         """Look up the tenant and subscription of the credentials `pulumi up` runs with."""
         client = authorization.get_client_config_output()
         return StackContext(config=config, tenant_id=client.tenant_id, subscription_id=client.subscription_id)

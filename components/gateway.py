@@ -9,8 +9,8 @@ docs/gateway.md walks through a request.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import pulumi
 import pulumi_azure_native.apimanagement as apimanagement
@@ -80,7 +80,7 @@ class AiGateway(pulumi.ComponentResource):
     principal_id: pulumi.Output[str]
     private_ip: pulumi.Output[str]
 
-    def __init__(self, name: str, args: AiGatewayArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: AiGatewayArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aichat:ai:AiGateway", name, None, opts)
         service = self._service(name, args)
         self.service_id = service.id

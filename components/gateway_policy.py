@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 import string
 import xml.etree.ElementTree as ET
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
 from xml.sax.saxutils import escape
 
 TEMPLATE_PATH = Path(__file__).with_name("gateway_policy.xml")
@@ -44,7 +44,7 @@ class PolicyValues:
         return self.member_count - 1
 
 
-def render_policy(values: PolicyValues, template: Optional[str] = None) -> str:
+def render_policy(values: PolicyValues, template: str | None = None) -> str:
     """The policy XML for API Management (format "xml"), or PolicyError naming what is wrong."""
     text = TEMPLATE_PATH.read_text(encoding="utf-8") if template is None else template
     root = _parse(_substitute(text, _placeholder_values(values)))
@@ -112,13 +112,13 @@ def _parse(text: str) -> ET.Element:
 # ------------------------------------------------------------------------------------------------
 
 
-def _first(section: Optional[ET.Element], tags: Sequence[str]) -> Optional[ET.Element]:
+def _first(section: ET.Element | None, tags: Sequence[str]) -> ET.Element | None:
     if section is None:
         return None
     return next((child for child in section if child.tag in tags), None)
 
 
-def _check_token_validation(root: ET.Element, values: PolicyValues) -> Optional[str]:
+def _check_token_validation(root: ET.Element, values: PolicyValues) -> str | None:
     element = _first(root.find("inbound"), ["validate-azure-ad-token"])
     if element is None:
         return "<validate-azure-ad-token> is missing from <inbound> (callers must present an Entra token)"
@@ -133,7 +133,7 @@ def _check_token_validation(root: ET.Element, values: PolicyValues) -> Optional[
     return None
 
 
-def _check_token_limit(root: ET.Element, values: PolicyValues) -> Optional[str]:
+def _check_token_limit(root: ET.Element, values: PolicyValues) -> str | None:
     inbound = root.find("inbound")
     element = _first(inbound, TOKEN_LIMIT_ELEMENTS)
     if element is None:
@@ -148,7 +148,7 @@ def _check_token_limit(root: ET.Element, values: PolicyValues) -> Optional[str]:
     return None
 
 
-def _check_token_metric(root: ET.Element, values: PolicyValues) -> Optional[str]:
+def _check_token_metric(root: ET.Element, values: PolicyValues) -> str | None:
     element = _first(root.find("inbound"), TOKEN_METRIC_ELEMENTS)
     if element is None:
         return f"no token metric (<{TOKEN_METRIC_ELEMENTS[0]}> or <{TOKEN_METRIC_ELEMENTS[1]}>) in <inbound>"
@@ -159,7 +159,7 @@ def _check_token_metric(root: ET.Element, values: PolicyValues) -> Optional[str]
     return None
 
 
-def _inbound_attribute_problem(root: ET.Element, tag: str, attribute: str, expected: str, purpose: str) -> Optional[str]:
+def _inbound_attribute_problem(root: ET.Element, tag: str, attribute: str, expected: str, purpose: str) -> str | None:
     """A problem unless <inbound> holds <tag> with `attribute` equal to `expected`."""
     element = _first(root.find("inbound"), [tag])
     if element is None:
@@ -169,19 +169,19 @@ def _inbound_attribute_problem(root: ET.Element, tag: str, attribute: str, expec
     return None
 
 
-def _check_managed_identity(root: ET.Element, values: PolicyValues) -> Optional[str]:
+def _check_managed_identity(root: ET.Element, values: PolicyValues) -> str | None:
     return _inbound_attribute_problem(
         root, "authentication-managed-identity", "resource", OPENAI_RESOURCE, "the gateway must call OpenAI keylessly"
     )
 
 
-def _check_pool_routing(root: ET.Element, values: PolicyValues) -> Optional[str]:
+def _check_pool_routing(root: ET.Element, values: PolicyValues) -> str | None:
     return _inbound_attribute_problem(
         root, "set-backend-service", "backend-id", values.pool_backend_id, "requests must go to the pool"
     )
 
 
-def _check_retry(root: ET.Element, values: PolicyValues) -> Optional[str]:
+def _check_retry(root: ET.Element, values: PolicyValues) -> str | None:
     retry = _first(root.find("backend"), ["retry"])
     if retry is None:
         return "<retry> is missing from <backend> (a throttled member must not fail the request)"
@@ -198,7 +198,7 @@ def _check_retry(root: ET.Element, values: PolicyValues) -> Optional[str]:
     return None
 
 
-POLICY_CHECKS: tuple[Callable[[ET.Element, PolicyValues], Optional[str]], ...] = (
+POLICY_CHECKS: tuple[Callable[[ET.Element, PolicyValues], str | None], ...] = (
     _check_token_validation,
     _check_token_limit,
     _check_token_metric,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import pulumi
 import pulumi_azure_native.managedidentity as managedidentity
@@ -33,7 +33,7 @@ class Identities(pulumi.ComponentResource):
 
     identities: dict[str, WorkloadIdentity]
 
-    def __init__(self, name: str, args: IdentitiesArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: IdentitiesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aichat:identity:Identities", name, None, opts)
         self.identities = {}
         for workload in args.workloads:

@@ -107,6 +107,8 @@ class IngestionJob(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         # Container groups publish logs (ContainerInstanceLog, ContainerEvent) but no exportable metrics.
-        send_to_workspace(f"{name}-group", resource_id=group.id, workspace_id=args.workspace_id, parent=self, metrics=False)
+        send_to_workspace(
+            f"{name}-group", resource_id=group.id, workspace_id=args.workspace_id, parent=self, metrics=False
+        )
         self.container_group_name = group.name
         self.register_outputs({"container_group_name": self.container_group_name})

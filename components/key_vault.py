@@ -6,8 +6,8 @@ the app reads them through Key Vault references with its managed identity.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_azure_native.keyvault as keyvault
@@ -38,7 +38,7 @@ class KeyVault(pulumi.ComponentResource):
     # name -> versionless secret URI, so a rotated secret is picked up without redeploying the app.
     secret_uris: dict[str, pulumi.Output[str]]
 
-    def __init__(self, name: str, args: KeyVaultArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: KeyVaultArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aichat:security:KeyVault", name, None, opts)
         context = args.context
         settings = context.config.key_vault
@@ -84,7 +84,9 @@ class KeyVault(pulumi.ComponentResource):
         self, name: str, vault: keyvault.Vault, secret_name: str, byte_length: int, args: KeyVaultArgs
     ) -> pulumi.Output[str]:
         # RandomBytes keeps its result secret in the state, like a password, but gives key material.
-        value = random.RandomBytes(f"{name}-{secret_name}-value", length=byte_length, opts=pulumi.ResourceOptions(parent=self))
+        value = random.RandomBytes(
+            f"{name}-{secret_name}-value", length=byte_length, opts=pulumi.ResourceOptions(parent=self)
+        )
         secret = keyvault.Secret(
             f"{name}-{secret_name}",
             secret_name=secret_name,

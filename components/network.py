@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import pulumi
 import pulumi_azure_native.network as network
@@ -18,11 +17,11 @@ class SubnetRole:
 
     key: str
     name: str
-    delegation: Optional[str] = None
+    delegation: str | None = None
     # Private endpoints obey NSGs only when network policies are enabled on their subnet.
     private_endpoint_policies: str = "Disabled"
     # False makes the subnet private: nothing reaches the internet unless we route it there.
-    default_outbound_access: Optional[bool] = None
+    default_outbound_access: bool | None = None
 
 
 APP_SERVICE = SubnetRole("appService", "snet-app", delegation="Microsoft.Web/serverFarms")
@@ -91,7 +90,7 @@ class Network(pulumi.ComponentResource):
     nsg_ids: dict[str, pulumi.Output[str]]
     diagnostic_targets: dict[str, tuple[pulumi.Output[str], bool]]
 
-    def __init__(self, name: str, args: NetworkArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aichat:network:Network", name, None, opts)
         context = args.context
         config = context.config.network
@@ -121,7 +120,9 @@ class Network(pulumi.ComponentResource):
                     name=role.name,
                     address_prefix=str(config.subnets[role.key]),
                     network_security_group=network.NetworkSecurityGroupArgs(id=security_groups[role.key].id),
-                    delegations=[network.DelegationArgs(name=role.delegation.replace("/", "-"), service_name=role.delegation)]
+                    delegations=[
+                        network.DelegationArgs(name=role.delegation.replace("/", "-"), service_name=role.delegation)
+                    ]
                     if role.delegation
                     else None,
                     private_endpoint_network_policies=role.private_endpoint_policies,

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping, Optional
 
 import pulumi
 import pulumi_azure_native.applicationinsights as applicationinsights
@@ -28,7 +28,7 @@ class Observability(pulumi.ComponentResource):
     app_insights_id: pulumi.Output[str]
     app_insights_connection_string: pulumi.Output[str]
 
-    def __init__(self, name: str, args: ObservabilityArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: ObservabilityArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aichat:observability:Observability", name, None, opts)
         context = args.context
         workspace = operationalinsights.Workspace(

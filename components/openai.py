@@ -7,8 +7,8 @@ their private endpoints sit in the VNet's region, which Azure allows (cross-regi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Optional
 
 import pulumi
 import pulumi_azure_native.cognitiveservices as cognitiveservices
@@ -43,7 +43,7 @@ class OpenAiAccounts(pulumi.ComponentResource):
     accounts: list[OpenAiAccount]
     endpoints: pulumi.Output[list[dict[str, str]]]
 
-    def __init__(self, name: str, args: OpenAiAccountsArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: OpenAiAccountsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aichat:ai:OpenAiAccounts", name, None, opts)
         self.accounts = [self._account(name, args, instance) for instance in args.context.config.openai.instances]
         self.endpoints = pulumi.Output.all(
@@ -96,7 +96,7 @@ class OpenAiAccounts(pulumi.ComponentResource):
         self, child: str, args: OpenAiAccountsArgs, instance: OpenAiInstanceConfig, account: cognitiveservices.Account
     ) -> None:
         """Chat and embedding deployments, one after another: Azure rejects parallel changes to one account."""
-        previous: Optional[cognitiveservices.Deployment] = None
+        previous: cognitiveservices.Deployment | None = None
         for model in args.context.config.openai.models:
             previous = cognitiveservices.Deployment(
                 f"{child}-{model.role}",

@@ -8,8 +8,8 @@ without recreating the server (VNet injection is fixed at creation). See README 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_azure_native.dbforpostgresql as dbforpostgresql
@@ -45,7 +45,7 @@ class PostgresDatabase(pulumi.ComponentResource):
     host: pulumi.Output[str]
     database_name: str
 
-    def __init__(self, name: str, args: PostgresArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aichat:data:PostgresDatabase", name, None, opts)
         context = args.context
         settings = context.config.postgres
@@ -78,7 +78,9 @@ class PostgresDatabase(pulumi.ComponentResource):
 
         owner = EntraAdmin(args.owner_principal_id, args.owner_principal_name, "ServicePrincipal")
         previous: pulumi.Resource = server
-        workloads = [EntraAdmin(object_id, principal, "ServicePrincipal") for object_id, principal in args.workload_admins]
+        workloads = [
+            EntraAdmin(object_id, principal, "ServicePrincipal") for object_id, principal in args.workload_admins
+        ]
         for index, admin in enumerate((owner, *workloads, *settings.extra_admins)):
             previous = self._administrator(f"{name}-admin-{index}", server, args, admin, after=previous)
         for parameter, value in SERVER_PARAMETERS.items():

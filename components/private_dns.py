@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional, Sequence
 
 import pulumi
 import pulumi_azure_native.privatedns as privatedns
@@ -25,7 +25,7 @@ class PrivateDnsZones(pulumi.ComponentResource):
     zone_ids: dict[str, pulumi.Output[str]]
     zone_names: dict[str, pulumi.Output[str]]
 
-    def __init__(self, name: str, args: PrivateDnsZonesArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: PrivateDnsZonesArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aichat:network:PrivateDnsZones", name, None, opts)
         self.zone_ids = {}
         self.zone_names = {}

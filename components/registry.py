@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_azure_native.containerregistry as containerregistry
@@ -30,7 +30,7 @@ class ContainerRegistry(pulumi.ComponentResource):
     registry_name: pulumi.Output[str]
     login_server: pulumi.Output[str]
 
-    def __init__(self, name: str, args: ContainerRegistryArgs, opts: Optional[pulumi.ResourceOptions] = None):
+    def __init__(self, name: str, args: ContainerRegistryArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aichat:registry:ContainerRegistry", name, None, opts)
         context = args.context
         settings = context.config.registry
@@ -48,7 +48,9 @@ class ContainerRegistry(pulumi.ComponentResource):
             public_network_access="Enabled" if build_agents else "Disabled",
             network_rule_set=containerregistry.NetworkRuleSetArgs(
                 default_action="Deny",
-                ip_rules=[containerregistry.IPRuleArgs(i_p_address_or_range=cidr, action="Allow") for cidr in build_agents],
+                ip_rules=[
+                    containerregistry.IPRuleArgs(i_p_address_or_range=cidr, action="Allow") for cidr in build_agents
+                ],
             ),
             network_rule_bypass_options="None",
             tags=dict(context.tags),

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from enum import Enum
-from typing import Optional
+from enum import StrEnum
 
 import pulumi
 import pulumi_azure_native.authorization as authorization
@@ -13,7 +12,7 @@ import pulumi_azure_native.authorization as authorization
 _ASSIGNMENT_NAMESPACE = uuid.UUID("6c1d5a53-2b8e-4f57-9f0e-6e3a0b7f9a11")
 
 
-class BuiltInRole(str, Enum):
+class BuiltInRole(StrEnum):
     """Built-in role definition ids (the same in every tenant)."""
 
     ACR_PULL = "7f951dda-4ed3-4680-a7ca-43fe172d538d"
@@ -39,7 +38,7 @@ def assign_role(
     scope: pulumi.Input[str],
     principal_id: pulumi.Input[str],
     parent: pulumi.Resource,
-    depends_on: Optional[list[pulumi.Resource]] = None,
+    depends_on: list[pulumi.Resource] | None = None,
 ) -> authorization.RoleAssignment:
     """Grant `role` to a managed identity on exactly `scope` (a resource id, never a resource group)."""
     scope_output = pulumi.Output.from_input(scope)

@@ -73,7 +73,9 @@ def resource_options(registration: Registration) -> PolicyResourceOptions:
         ignore_changes=[],
         delete_before_replace=None,
         aliases=[],
-        custom_timeouts=PolicyCustomTimeouts(*(duration_seconds(timeouts.get(k, "")) for k in ("create", "update", "delete"))),
+        custom_timeouts=PolicyCustomTimeouts(
+            *(duration_seconds(timeouts.get(k, "")) for k in ("create", "update", "delete"))
+        ),
         additional_secret_outputs=[],
         parent=registration.parent or None,
     )
@@ -108,7 +110,11 @@ def _check_resource(policy: ResourceValidationPolicy, registration: Registration
     found: list[Violation] = []
 
     def report(message: str, urn: str | None = None) -> None:
-        found.append(Violation(policy.name, policy.enforcement_level, message, registration.type, registration.name, registration.urn))
+        found.append(
+            Violation(
+                policy.name, policy.enforcement_level, message, registration.type, registration.name, registration.urn
+            )
+        )
 
     policy.validate(resource_args(registration), report)
     return found

@@ -57,7 +57,9 @@ def topology(inventory: Inventory) -> str:
 
 def _placed(inventory: Inventory) -> list[Registration]:
     """Resources drawn inside a subnet (they name one)."""
-    drawn = [r for r in inventory.run.resources if r.type.removeprefix("azure-native:") in SHAPES and subnet_of(r.inputs)]
+    drawn = [
+        r for r in inventory.run.resources if r.type.removeprefix("azure-native:") in SHAPES and subnet_of(r.inputs)
+    ]
     return sorted(drawn, key=lambda r: r.name)
 
 
@@ -80,7 +82,12 @@ def _network(inventory: Inventory) -> Iterable[str]:
 
 def _services(inventory: Inventory) -> Iterable[str]:
     """PaaS services outside the VNet (reached through private endpoints)."""
-    for short_type in ("keyvault:Vault", "containerregistry:Registry", "dbforpostgresql:Server", "cognitiveservices:Account"):
+    for short_type in (
+        "keyvault:Vault",
+        "containerregistry:Registry",
+        "dbforpostgresql:Server",
+        "cognitiveservices:Account",
+    ):
         for service in sorted(inventory.of_type(short_type), key=lambda r: r.name):
             if not subnet_of(service.inputs):
                 yield f"  {node(inventory, service)}"

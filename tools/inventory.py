@@ -24,7 +24,10 @@ SETTINGS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("tier", ("sku.tier",)),
     ("capacity", ("sku.capacity",)),
     ("public access", ("publicNetworkAccess", "properties.publicNetworkAccess", "network.publicNetworkAccess")),
-    ("firewall default", ("networkAcls.defaultAction", "properties.networkAcls.defaultAction", "networkRuleSet.defaultAction")),
+    (
+        "firewall default",
+        ("networkAcls.defaultAction", "properties.networkAcls.defaultAction", "networkRuleSet.defaultAction"),
+    ),
     ("VNet mode", ("virtualNetworkType",)),
     ("HTTPS only", ("httpsOnly",)),
     ("min TLS", ("siteConfig.minTlsVersion",)),
@@ -114,12 +117,14 @@ class Inventory:
             props = assignment.inputs
             principal = str(props.get("principalId", ""))
             scope = self.find(props.get("scope"))
-            grants.append(RoleGrant(
-                identity=self.principals.get(principal.lower(), principal or "?"),
-                role=role_name(props.get("roleDefinitionId")),
-                scope=scope.name if scope else short_id_name(props.get("scope")),
-                assignment=assignment.name,
-            ))
+            grants.append(
+                RoleGrant(
+                    identity=self.principals.get(principal.lower(), principal or "?"),
+                    role=role_name(props.get("roleDefinitionId")),
+                    scope=scope.name if scope else short_id_name(props.get("scope")),
+                    assignment=assignment.name,
+                )
+            )
         return sorted(grants, key=lambda g: (g.identity, g.role, g.scope))
 
     def settings(self, registration: Registration) -> dict[str, str]:
@@ -141,7 +146,9 @@ class Inventory:
         for connection in props.get("privateLinkServiceConnections") or []:
             target = self.find(connection.get("privateLinkServiceId"))
             group = ", ".join(connection.get("groupIds") or [])
-            links["private link to"] = f"{target.name if target else short_id_name(connection.get('privateLinkServiceId'))} ({group})"
+            links["private link to"] = (
+                f"{target.name if target else short_id_name(connection.get('privateLinkServiceId'))} ({group})"
+            )
         return links
 
 

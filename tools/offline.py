@@ -10,13 +10,15 @@ Used by the tests (tests/conftest.py), the offline plan (`python -m tools.plan`)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import runpy
 import sys
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any
 
 import pulumi
 import yaml
@@ -49,14 +51,14 @@ class Registration:
     custom_timeouts: Mapping[str, str]
 
     @property
-    def id(self) -> Optional[str]:
+    def id(self) -> str | None:
         return self.outputs.get("id")
 
 
 class ProgramError(Exception):
     """The program raised; `resources` are what it had registered by then (config errors: none)."""
 
-    def __init__(self, cause: BaseException, resources: list["Registration"]):
+    def __init__(self, cause: BaseException, resources: list[Registration]):
         super().__init__(str(cause))
         self.resources = resources
 
@@ -76,12 +78,14 @@ class ProgramRun:
         from components.config import parse_stack_config
 
         prefix = f"{PROJECT}:"
-        return parse_stack_config({k[len(prefix) :]: v for k, v in self.config.items() if k.startswith(prefix)}, self.stack)
+        return parse_stack_config(
+            {k[len(prefix) :]: v for k, v in self.config.items() if k.startswith(prefix)}, self.stack
+        )
 
     def of_type(self, type_token: str) -> list[Registration]:
         return [r for r in self.resources if r.type == type_token]
 
-    def one(self, type_token: str, name: Optional[str] = None) -> Registration:
+    def one(self, type_token: str, name: str | None = None) -> Registration:
         matches = [r for r in self.of_type(type_token) if name is None or r.name == name]
         if len(matches) != 1:
             raise AssertionError(f"expected one {type_token} {name or ''}, found {[r.name for r in matches]}")
@@ -96,7 +100,7 @@ class ProgramRun:
     def children_of(self, urn: str) -> list[Registration]:
         return [r for r in self.resources if r.parent == urn]
 
-    def component_of(self, registration: Registration) -> Optional[Registration]:
+    def component_of(self, registration: Registration) -> Registration | None:
         """The nearest component resource above a resource (None for top-level resources)."""
         parent = registration.parent
         while parent:
@@ -119,8 +123,11 @@ def _stable_guid(*parts: str) -> str:
 
 
 def _identity_outputs(name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
-    return {"principalId": _stable_guid("principal", name), "clientId": _stable_guid("client", name),
-            "tenantId": FAKE_TENANT_ID}
+    return {
+        "principalId": _stable_guid("principal", name),
+        "clientId": _stable_guid("client", name),
+        "tenantId": FAKE_TENANT_ID,
+    }
 
 
 COMPUTED_OUTPUTS: dict[str, Callable[[str, Mapping[str, Any]], dict[str, Any]]] = {
@@ -142,7 +149,8 @@ COMPUTED_OUTPUTS: dict[str, Callable[[str, Mapping[str, Any]], dict[str, Any]]] 
     },
     "random:index/randomPassword:RandomPassword": lambda name, i: {"result": "mock-" + "x" * int(i.get("length", 16))},
     "random:index/randomBytes:RandomBytes": lambda name, i: {
-        "hex": _stable_guid("bytes", name).replace("-", "") * 2, "base64": "bW9jaw=="
+        "hex": _stable_guid("bytes", name).replace("-", "") * 2,
+        "base64": "bW9jaw==",
     },
     "azure-native:cognitiveservices:Account": lambda name, i: {
         "properties": {
@@ -155,7 +163,11 @@ COMPUTED_OUTPUTS: dict[str, Callable[[str, Mapping[str, Any]], dict[str, Any]]] 
         "name": i.get("serviceName", name),  # its name input is `serviceName` (children use that key too)
         "gatewayUrl": f"https://{i.get('serviceName', name)}.azure-api.net",
         "privateIPAddresses": ["10.0.0.4"],
-        "identity": {**i.get("identity", {}), "principalId": _stable_guid("principal", name), "tenantId": FAKE_TENANT_ID},
+        "identity": {
+            **i.get("identity", {}),
+            "principalId": _stable_guid("principal", name),
+            "tenantId": FAKE_TENANT_ID,
+        },
     },
 }
 
@@ -202,10 +214,8 @@ def _resource_id(type_token: str, azure_name: str, inputs: Mapping[str, Any]) ->
         return f"/subscriptions/{FAKE_SUBSCRIPTION_ID}/resourceGroups/{azure_name}"
     module, type_name = type_token.split(":")[1:3]
     arm_type = ARM_TYPES.get(type_token, f"Microsoft.{module}/{type_name}")
-    try:
+    with contextlib.suppress(KeyError):  # a parent name the mock was not given: keep the template in the id
         arm_type = arm_type.format(**inputs)
-    except KeyError:
-        pass  # a parent name the mock was not given; keep the template readable in the id
     group = inputs.get("resourceGroupName", "rg-unknown")
     return f"/subscriptions/{FAKE_SUBSCRIPTION_ID}/resourceGroups/{group}/providers/{arm_type}/{azure_name}"
 
@@ -216,7 +226,9 @@ def _identity_as_output(inputs: dict[str, Any]) -> None:
     if isinstance(identity, dict) and isinstance(identity.get("userAssignedIdentities"), list):
         inputs["identity"] = {
             **identity,
-            "userAssignedIdentities": {i: {"principalId": _stable_guid("principal", i)} for i in identity["userAssignedIdentities"]},
+            "userAssignedIdentities": {
+                i: {"principalId": _stable_guid("principal", i)} for i in identity["userAssignedIdentities"]
+            },
         }
 
 
@@ -286,16 +298,14 @@ def _as_engine_config(values: Mapping[str, Any]) -> dict[str, str]:
 def run_program(
     stack: str,
     *,
-    config: Optional[Mapping[str, Any]] = None,
+    config: Mapping[str, Any] | None = None,
     program: Path = REPO_ROOT / "__main__.py",
 ) -> ProgramRun:
     """Run `program` for `stack` under mocks. `config` replaces the stack file's values when given."""
     return run_under_mocks(stack, lambda: runpy.run_path(str(program), run_name="__main__"), config=config)
 
 
-def run_under_mocks(
-    stack: str, declare: Callable[[], Any], *, config: Optional[Mapping[str, Any]] = None
-) -> ProgramRun:
+def run_under_mocks(stack: str, declare: Callable[[], Any], *, config: Mapping[str, Any] | None = None) -> ProgramRun:
     """Call `declare` (the program, or a test's few resources) under mocks with the stack's config."""
     values = dict(stack_config_values(stack) if config is None else config)
     loop = asyncio.new_event_loop()
@@ -347,7 +357,9 @@ def _registrations(monitor: RecordingMonitor) -> list[Registration]:
                 custom=request.custom,
                 protect=request.protect,
                 depends_on=tuple(request.dependencies),
-                custom_timeouts={k: getattr(timeouts, k) for k in ("create", "update", "delete") if getattr(timeouts, k)},
+                custom_timeouts={
+                    k: getattr(timeouts, k) for k in ("create", "update", "delete") if getattr(timeouts, k)
+                },
             )
         )
     return registrations

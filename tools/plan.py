@@ -61,7 +61,11 @@ def resources_section(inventory: Inventory) -> list[str]:
     lines = ["## Resources by component"]
     for component, members in inventory.grouped_by_component().items():
         rows = [
-            (r.name, r.type.removeprefix("azure-native:"), ", ".join(f"{k}: {v}" for k, v in inventory.settings(r).items()))
+            (
+                r.name,
+                r.type.removeprefix("azure-native:"),
+                ", ".join(f"{k}: {v}" for k, v in inventory.settings(r).items()),
+            )
             for r in members
         ]
         lines += ["", f"### {component} ({len(members)})", "", *table(("resource", "type", "settings"), rows)]

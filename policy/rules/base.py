@@ -89,7 +89,9 @@ def resource_rule(
     full_types = None if types is None else {f"azure-native:{t}" for t in types}
 
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
-        applies = args.resource_type.startswith("azure-native:") if full_types is None else args.resource_type in full_types
+        applies = (
+            args.resource_type.startswith("azure-native:") if full_types is None else args.resource_type in full_types
+        )
         if not applies:
             return
         for problem in check(args.props, args):

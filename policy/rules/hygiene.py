@@ -38,11 +38,15 @@ _PAY_AS_YOU_GO_MODELS = ("Standard", "GlobalStandard", "DataZoneStandard")
 
 ALLOWED_SKUS: dict[str, SkuPolicy] = {
     "web:AppServicePlan": SkuPolicy(
-        "sku.name", ("B1", "B2", "B3", "S1", "P0v3", "P1v3"), ("P1v3", "P2v3", "P3v3", "P1mv3", "P2mv3"),
+        "sku.name",
+        ("B1", "B2", "B3", "S1", "P0v3", "P1v3"),
+        ("P1v3", "P2v3", "P3v3", "P1mv3", "P2mv3"),
         "prod needs Premium v3 for zone redundancy; dev stays at P1v3 or below",
     ),
     "dbforpostgresql:Server": SkuPolicy(
-        "sku.tier", ("Burstable", "GeneralPurpose"), ("GeneralPurpose", "MemoryOptimized"),
+        "sku.tier",
+        ("Burstable", "GeneralPurpose"),
+        ("GeneralPurpose", "MemoryOptimized"),
         "Burstable has no zone-redundant high availability; MemoryOptimized is costly for dev",
     ),
     "keyvault:Vault": SkuPolicy(
@@ -52,12 +56,15 @@ ALLOWED_SKUS: dict[str, SkuPolicy] = {
         "sku.name", ("Premium",), ("Premium",), "private endpoints need the Premium registry SKU"
     ),
     "apimanagement:ApiManagementService": SkuPolicy(
-        "sku.name", ("Developer",), ("Premium",),
+        "sku.name",
+        ("Developer",),
+        ("Premium",),
         "Developer has no SLA and is for non-production only; Premium is costly outside prod",
     ),
     "cognitiveservices:Account": SkuPolicy("sku.name", ("S0",), ("S0",), "Azure OpenAI accounts are S0"),
     "cognitiveservices:Deployment": SkuPolicy(
-        "sku.name", _PAY_AS_YOU_GO_MODELS,
+        "sku.name",
+        _PAY_AS_YOU_GO_MODELS,
         (*_PAY_AS_YOU_GO_MODELS, "ProvisionedManaged", "GlobalProvisionedManaged", "DataZoneProvisionedManaged"),
         "provisioned throughput is billed per hour whether used or not: prod only",
     ),

@@ -96,7 +96,9 @@ def _postgres_entra_only(props: Mapping[str, Any], _args) -> list[str]:
         props, "authConfig.passwordAuth", "Disabled"
     )
     if prop(props, "administratorLogin") or prop(props, "administratorLoginPassword"):
-        problems.append("administratorLogin/administratorLoginPassword are set; an Entra-only server has no password login")
+        problems.append(
+            "administratorLogin/administratorLoginPassword are set; an Entra-only server has no password login"
+        )
     return problems
 
 
@@ -192,10 +194,16 @@ def _web_app_registry_identity(props: Mapping[str, Any], _args) -> list[str]:
     problems = expect(props, "siteConfig.acrUseManagedIdentityCreds", True)
     user_assigned = "userassigned" in str(prop(props, "identity.type", "")).lower().replace(" ", "").replace(",", "")
     if user_assigned and not prop(props, "siteConfig.acrUserManagedIdentityID"):
-        problems.append("siteConfig.acrUserManagedIdentityID is not set; with a user-assigned identity App Service "
-                        "needs its client id to pull")
+        problems.append(
+            "siteConfig.acrUserManagedIdentityID is not set; with a user-assigned identity App Service "
+            "needs its client id to pull"
+        )
     names = {prop(s, "name") for s in items(prop(props, "siteConfig.appSettings"))}
-    problems += [f"app setting {n} is set; registry credentials must not be stored" for n in _REGISTRY_PASSWORD_SETTINGS if n in names]
+    problems += [
+        f"app setting {n} is set; registry credentials must not be stored"
+        for n in _REGISTRY_PASSWORD_SETTINGS
+        if n in names
+    ]
     return problems
 
 
@@ -260,7 +268,9 @@ def _apim_identity(props: Mapping[str, Any], _args) -> list[str]:
     identity_type = str(prop(props, "identity.type", "None"))
     if "assigned" in identity_type.lower():
         return []
-    return [f"identity.type is {identity_type!r}; the gateway needs a managed identity to call Azure OpenAI without keys"]
+    return [
+        f"identity.type is {identity_type!r}; the gateway needs a managed identity to call Azure OpenAI without keys"
+    ]
 
 
 GATEWAY_RULES = [

@@ -30,9 +30,9 @@ from .base import (
 def _zone_group_belongs_to(group: PolicyResource, endpoint: PolicyResource) -> bool:
     if is_child_id(resource_id(group), resource_id(endpoint)) or group.parent is endpoint:
         return True
-    return same_text(prop(group.props, "privateEndpointName"), azure_name(endpoint, "privateEndpointName")) and same_text(
-        prop(group.props, "resourceGroupName"), prop(endpoint.props, "resourceGroupName")
-    )
+    return same_text(
+        prop(group.props, "privateEndpointName"), azure_name(endpoint, "privateEndpointName")
+    ) and same_text(prop(group.props, "resourceGroupName"), prop(endpoint.props, "resourceGroupName"))
 
 
 def _endpoints_without_dns(resources: Sequence[PolicyResource]) -> Iterable[tuple[str, str]]:
@@ -98,13 +98,18 @@ _DIAGNOSTIC_SETTING_PATH = "/providers/microsoft.insights/diagnosticsettings/"
 
 def _diagnosed_resource_id(setting: PolicyResource) -> str:
     """The id of the resource a diagnostic setting watches (`resourceUri`, or the prefix of its own id)."""
-    target = prop(setting.props, "resourceUri") or str(resource_id(setting) or "").lower().split(_DIAGNOSTIC_SETTING_PATH)[0]
+    target = (
+        prop(setting.props, "resourceUri") or str(resource_id(setting) or "").lower().split(_DIAGNOSTIC_SETTING_PATH)[0]
+    )
     return str(target).lower()
 
 
 def _services_without_diagnostics(resources: Sequence[PolicyResource]) -> Iterable[tuple[str, str]]:
-    watched = {_diagnosed_resource_id(s) for s in of_type(resources, "monitor:DiagnosticSetting")
-               if prop(s.props, "workspaceId") or prop(s.props, "storageAccountId") or prop(s.props, "eventHubName")}
+    watched = {
+        _diagnosed_resource_id(s)
+        for s in of_type(resources, "monitor:DiagnosticSetting")
+        if prop(s.props, "workspaceId") or prop(s.props, "storageAccountId") or prop(s.props, "eventHubName")
+    }
     for service in of_type(resources, *DIAGNOSABLE_TYPES):
         if str(resource_id(service) or "").lower() not in watched:
             kind = short_type(service.resource_type)

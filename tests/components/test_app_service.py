@@ -62,8 +62,10 @@ def test_secrets_are_key_vault_references_never_values(program):
     assert secret_values
     assert not any(value in str(setting) for value in secret_values for setting in settings.values())
     vault_uri = program.one("azure-native:keyvault:Vault").outputs["properties"]["vaultUri"]
-    for setting, secret in (("WEBSITE_AUTH_ENCRYPTION_KEY", "auth-encryption-key"),
-                            ("WEBSITE_AUTH_SIGNING_KEY", "auth-signing-key")):
+    for setting, secret in (
+        ("WEBSITE_AUTH_ENCRYPTION_KEY", "auth-encryption-key"),
+        ("WEBSITE_AUTH_SIGNING_KEY", "auth-signing-key"),
+    ):
         assert settings[setting] == f"@Microsoft.KeyVault(SecretUri={vault_uri}secrets/{secret})"
     identity = program.one("azure-native:managedidentity:UserAssignedIdentity", "identities-app")
     assert site(program).inputs["keyVaultReferenceIdentity"] == identity.id
@@ -109,5 +111,7 @@ def test_sign_in_client_id_must_be_a_guid(stack_values):
 
     values = {k.split(":", 1)[1]: v for k, v in stack_values("dev").items() if k.startswith("aichat:")}
     values["appService"]["signInClientId"] = "my-app"
-    with pytest.raises(ConfigError, match=r"aichat:appService.signInClientId: 'my-app' is not valid; must be the client id"):
+    with pytest.raises(
+        ConfigError, match=r"aichat:appService.signInClientId: 'my-app' is not valid; must be the client id"
+    ):
         parse_stack_config(values, "dev")

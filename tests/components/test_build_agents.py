@@ -17,7 +17,11 @@ def test_the_agent_pool_joins_the_build_agents_subnet_of_this_registry(program):
     settings = program.config["aichat:registry"]["buildAgentPool"]
     assert pool.inputs["registryName"] == registry.outputs["name"]
     assert pool.inputs["virtualNetworkSubnetResourceId"] == f"{vnet.id}/subnets/snet-build-agents"
-    assert (pool.inputs["os"], pool.inputs["tier"], pool.inputs["count"]) == ("Linux", settings["tier"], settings["count"])
+    assert (pool.inputs["os"], pool.inputs["tier"], pool.inputs["count"]) == (
+        "Linux",
+        settings["tier"],
+        settings["count"],
+    )
     assert program.outputs["buildAgentPoolName"] == pool.outputs["name"]
     assert program.outputs["registryName"] == registry.outputs["name"]
 
@@ -33,7 +37,10 @@ def test_the_build_agents_subnet_is_not_delegated_and_allows_the_services_agents
     (subnet,) = [s for s in vnet.inputs["subnets"] if s["name"] == "snet-build-agents"]
     assert not subnet.get("delegations")
     nsg = program.one("azure-native:network:NetworkSecurityGroup", "network-nsg-buildAgents")
-    allowed = {(r["direction"], r["destinationAddressPrefix"], tuple(r["destinationPortRanges"])) for r in nsg.inputs["securityRules"]}
+    allowed = {
+        (r["direction"], r["destinationAddressPrefix"], tuple(r["destinationPortRanges"]))
+        for r in nsg.inputs["securityRules"]
+    }
     for tag in ("AzureKeyVault", "Storage", "EventHub", "AzureActiveDirectory", "AzureMonitor"):
         assert ("Outbound", tag, ("443",)) in allowed
     assert len(BUILD_AGENTS_NSG_RULES) == len({rule.priority for rule in BUILD_AGENTS_NSG_RULES})

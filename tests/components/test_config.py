@@ -44,7 +44,9 @@ def test_subnet_too_small_for_its_service_is_rejected(stack_values):
     values = values_of(stack_values, "dev")
     values["network"]["subnets"]["appService"] = "10.40.0.0/28"
     message = error_for(values)
-    assert "aichat:network.subnets.appService" in message and "too small (/28)" in message and "/26 or larger" in message
+    assert (
+        "aichat:network.subnets.appService" in message and "too small (/28)" in message and "/26 or larger" in message
+    )
 
 
 def test_a_cidr_that_is_not_a_cidr_is_rejected(stack_values):

@@ -63,12 +63,14 @@ def test_private_dns_resolves_every_service_host_name_to_the_private_ip(program)
     zone = program.one("azure-native:privatedns:PrivateZone", "gateway-dns-azure-api-net")
     assert zone.inputs["privateZoneName"] == "azure-api.net"
     [link] = [
-        r for r in program.of_type("azure-native:privatedns:VirtualNetworkLink")
+        r
+        for r in program.of_type("azure-native:privatedns:VirtualNetworkLink")
         if r.inputs["privateZoneName"] == "azure-api.net"
     ]
     assert link.inputs["virtualNetwork"]["id"] == program.one("azure-native:network:VirtualNetwork").id
     records = {
-        r.inputs["relativeRecordSetName"]: r for r in program.of_type("azure-native:privatedns:PrivateRecordSet")
+        r.inputs["relativeRecordSetName"]: r
+        for r in program.of_type("azure-native:privatedns:PrivateRecordSet")
         if r.inputs["privateZoneName"] == "azure-api.net"
     }
     name = apim.outputs["name"]
@@ -195,7 +197,9 @@ def test_the_apps_openai_client_reaches_an_operation_unchanged(program, call):
     models = program.stack_config.openai
     with pytest.raises(openai.APIStatusError):
         if call == "chat":
-            client.chat.completions.create(model=models.chat_model.deployment_name, messages=[{"role": "user", "content": "hi"}])
+            client.chat.completions.create(
+                model=models.chat_model.deployment_name, messages=[{"role": "user", "content": "hi"}]
+            )
         else:
             client.embeddings.create(model=models.embedding_model.deployment_name, input=["hi"])
     [request] = sent

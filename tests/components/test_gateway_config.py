@@ -150,7 +150,12 @@ def test_capacity_override_for_an_unknown_role(values):
     [
         ("prod", ["sku"], "Developer", "aichat:gateway.sku: 'Developer' is not allowed for a prod stack"),
         ("dev", ["capacity"], 2, "aichat:gateway.capacity: 2 is out of range; allowed: 1 to 1"),
-        ("dev", ["sku"], "StandardV2", "aichat:gateway.sku: 'StandardV2' is not allowed; allowed values: Developer, Premium"),
+        (
+            "dev",
+            ["sku"],
+            "StandardV2",
+            "aichat:gateway.sku: 'StandardV2' is not allowed; allowed values: Developer, Premium",
+        ),
         ("dev", ["circuitBreaker", "tripDuration"], "1 minute", "such as PT1M"),
         ("dev", ["tokensPerMinutePerCaller"], 10, "aichat:gateway.tokensPerMinutePerCaller: 10 is out of range"),
         ("dev", ["publisherEmail"], "platform-team", "aichat:gateway.publisherEmail: 'platform-team' is not valid"),

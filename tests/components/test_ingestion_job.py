@@ -101,7 +101,9 @@ def test_starts_only_after_its_pull_permission_and_database_admin_exist(program)
 def test_logs_go_to_log_analytics_through_a_diagnostic_setting_without_a_workspace_key(program):
     group = job_group(program)
     workspace = program.one("azure-native:operationalinsights:Workspace")
-    (setting,) = [s for s in program.of_type("azure-native:monitor:DiagnosticSetting") if s.inputs["resourceUri"] == group.id]
+    (setting,) = [
+        s for s in program.of_type("azure-native:monitor:DiagnosticSetting") if s.inputs["resourceUri"] == group.id
+    ]
     assert setting.inputs["workspaceId"] == workspace.id
     assert setting.inputs["logs"] == [{"categoryGroup": "allLogs", "enabled": True}]
     assert "diagnostics" not in group.inputs, "the group's own log settings need the workspace's shared key"

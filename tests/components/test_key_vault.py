@@ -39,7 +39,8 @@ def test_app_identity_may_read_those_secrets_and_nothing_wider(program):
     secrets = program.of_type("azure-native:keyvault:Secret")
     app_identity = program.one("azure-native:managedidentity:UserAssignedIdentity", "identities-app")
     readers = [
-        r for r in program.of_type("azure-native:authorization:RoleAssignment")
+        r
+        for r in program.of_type("azure-native:authorization:RoleAssignment")
         if r.inputs["roleDefinitionId"].endswith(BuiltInRole.KEY_VAULT_SECRETS_USER.value)
     ]
     assert sorted((r.inputs["scope"], r.inputs["principalId"]) for r in readers) == sorted(
@@ -52,9 +53,18 @@ def test_each_generated_secret_gets_its_own_reader_grant(declare):
     from components.private_endpoint import KEY_VAULT
 
     def build(context):
-        KeyVault("kv", KeyVaultArgs(
-            context, "rg", "subnet-id", {zone: f"zone-{zone}" for zone in KEY_VAULT.dns_zones}, "workspace-id",
-            generated_secrets={"first": 32, "second": 48}, secret_reader_principal_id="reader"))
+        KeyVault(
+            "kv",
+            KeyVaultArgs(
+                context,
+                "rg",
+                "subnet-id",
+                {zone: f"zone-{zone}" for zone in KEY_VAULT.dns_zones},
+                "workspace-id",
+                generated_secrets={"first": 32, "second": 48},
+                secret_reader_principal_id="reader",
+            ),
+        )
 
     run = declare(build)
     secrets = {s.inputs["secretName"]: s for s in run.of_type("azure-native:keyvault:Secret")}

@@ -61,8 +61,10 @@ def test_api_management_subnet_nsg_carries_the_rules_apim_needs(program):
     nsg = next(
         r for r in program.of_type("azure-native:network:NetworkSecurityGroup") if r.name.endswith("-apiManagement")
     )
-    rules = {(r["direction"], r["sourceAddressPrefix"], r["destinationAddressPrefix"], tuple(r["destinationPortRanges"]))
-             for r in nsg.inputs["securityRules"]}
+    rules = {
+        (r["direction"], r["sourceAddressPrefix"], r["destinationAddressPrefix"], tuple(r["destinationPortRanges"]))
+        for r in nsg.inputs["securityRules"]
+    }
     assert ("Inbound", "ApiManagement", "VirtualNetwork", ("3443",)) in rules
     assert ("Inbound", "AzureLoadBalancer", "VirtualNetwork", ("6390",)) in rules
     assert len(rules) == len(API_MANAGEMENT_NSG_RULES)

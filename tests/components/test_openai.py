@@ -49,7 +49,8 @@ def test_every_account_has_a_private_endpoint_in_the_vnet_region_with_the_openai
         assert endpoint.inputs["location"] == program.stack_config.location  # cross-region private link
         assert endpoint.inputs["subnet"]["id"].endswith("/subnets/snet-private-endpoints")
         [group] = [
-            g for g in program.of_type("azure-native:network:PrivateDnsZoneGroup")
+            g
+            for g in program.of_type("azure-native:network:PrivateDnsZoneGroup")
             if g.inputs["privateEndpointName"] == endpoint.outputs["name"]
         ]
         linked = {c["privateDnsZoneId"] for c in group.inputs["privateDnsZoneConfigs"]}
@@ -62,7 +63,9 @@ def test_each_account_deploys_the_configured_models_with_its_capacity(program):
     deployments = program.of_type(DEPLOYMENT)
     for instance in openai.instances:
         account = accounts_by_instance(program)[instance.name]
-        mine = {d.inputs["deploymentName"]: d for d in deployments if d.inputs["accountName"] == account.outputs["name"]}
+        mine = {
+            d.inputs["deploymentName"]: d for d in deployments if d.inputs["accountName"] == account.outputs["name"]
+        }
         assert sorted(mine) == sorted(m.deployment_name for m in openai.models)
         for model in openai.models:
             deployment = mine[model.deployment_name]
@@ -96,7 +99,11 @@ def test_every_account_sends_logs_and_metrics_to_the_workspace(program):
 
 def test_stack_output_lists_every_endpoint_with_its_region(program):
     expected = [
-        {"name": i.name, "region": i.region, "endpoint": accounts_by_instance(program)[i.name].outputs["properties"]["endpoint"]}
+        {
+            "name": i.name,
+            "region": i.region,
+            "endpoint": accounts_by_instance(program)[i.name].outputs["properties"]["endpoint"],
+        }
         for i in program.stack_config.openai.instances
     ]
     assert program.outputs["openAiEndpoints"] == expected

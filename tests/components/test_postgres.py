@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 
 def server(program):
     return program.one("azure-native:dbforpostgresql:Server")
@@ -19,8 +21,10 @@ def test_server_has_no_public_network_access(program):
 
 
 def test_pgvector_is_allow_listed_and_tls_required(program):
-    parameters = {c.inputs["configurationName"]: c.inputs["value"]
-                  for c in program.of_type("azure-native:dbforpostgresql:Configuration")}
+    parameters = {
+        c.inputs["configurationName"]: c.inputs["value"]
+        for c in program.of_type("azure-native:dbforpostgresql:Configuration")
+    }
     assert parameters["azure.extensions"] == "VECTOR"
     assert parameters["require_secure_transport"] == "ON"
 
@@ -32,12 +36,14 @@ def test_server_updates_run_one_after_another(program):
         + program.of_type("azure-native:dbforpostgresql:Configuration")
         + program.of_type("azure-native:dbforpostgresql:Database")
     )
-    for earlier, later in zip(chain, chain[1:]):
+    for earlier, later in itertools.pairwise(chain):
         assert earlier.urn in later.depends_on, f"{later.name} does not wait for {earlier.name}"
 
 
 def test_the_app_identity_is_an_entra_administrator_and_only_workloads_or_configured_admins_are(program):
-    identities = {i.outputs["principalId"]: i for i in program.of_type("azure-native:managedidentity:UserAssignedIdentity")}
+    identities = {
+        i.outputs["principalId"]: i for i in program.of_type("azure-native:managedidentity:UserAssignedIdentity")
+    }
     configured = {a["objectId"] for a in program.config["aichat:postgres"].get("extraAdmins", [])}
     admins = program.of_type("azure-native:dbforpostgresql:Administrator")
     app = program.one("azure-native:managedidentity:UserAssignedIdentity", "identities-app")

@@ -15,7 +15,8 @@ EXPECTED = {
 
 def endpoint_for(program, service_id: str):
     matches = [
-        pe for pe in program.of_type("azure-native:network:PrivateEndpoint")
+        pe
+        for pe in program.of_type("azure-native:network:PrivateEndpoint")
         if pe.inputs["privateLinkServiceConnections"][0]["privateLinkServiceId"] == service_id
     ]
     assert len(matches) == 1, f"expected one private endpoint for {service_id}, found {len(matches)}"
@@ -23,8 +24,11 @@ def endpoint_for(program, service_id: str):
 
 
 def zone_names_of_group(program, endpoint) -> list[str]:
-    groups = [g for g in program.of_type("azure-native:network:PrivateDnsZoneGroup")
-              if g.inputs["privateEndpointName"] == endpoint.outputs["name"]]
+    groups = [
+        g
+        for g in program.of_type("azure-native:network:PrivateDnsZoneGroup")
+        if g.inputs["privateEndpointName"] == endpoint.outputs["name"]
+    ]
     assert len(groups) == 1, "Azure allows exactly one DNS zone group per private endpoint"
     zone_ids = [config["privateDnsZoneId"] for config in groups[0].inputs["privateDnsZoneConfigs"]]
     assert all(config.get("name") for config in groups[0].inputs["privateDnsZoneConfigs"])
@@ -76,9 +80,17 @@ SUBNET_ID = VNET_ID + "/subnets/snet-private-endpoints"
 def test_helper_puts_every_zone_of_a_target_into_one_named_group(declare):
     def build(context):
         zones = PrivateDnsZones("dns", PrivateDnsZonesArgs(context, "rg", VNET_ID, zone_names=OPENAI.dns_zones))
-        private_endpoint("ai", target=OPENAI, service_id="/subscriptions/s/x/accounts/ai", subnet_id=SUBNET_ID,
-                         resource_group_name="rg", location="swedencentral", dns_zone_ids=zones.zone_ids,
-                         tags={}, parent=zones)
+        private_endpoint(
+            "ai",
+            target=OPENAI,
+            service_id="/subscriptions/s/x/accounts/ai",
+            subnet_id=SUBNET_ID,
+            resource_group_name="rg",
+            location="swedencentral",
+            dns_zone_ids=zones.zone_ids,
+            tags={},
+            parent=zones,
+        )
 
     run = declare(build)
     group = run.one("azure-native:network:PrivateDnsZoneGroup")
@@ -86,21 +98,36 @@ def test_helper_puts_every_zone_of_a_target_into_one_named_group(declare):
     assert [run.by_id(c["privateDnsZoneId"]).inputs["privateZoneName"] for c in configs] == list(OPENAI.dns_zones)
     assert len({c["name"] for c in configs}) == len(configs)
     # Both belong to the calling component (a child of the endpoint would inherit its many type aliases).
-    assert group.parent == run.one("azure-native:network:PrivateEndpoint").parent == run.one("aichat:network:PrivateDnsZones").urn
+    assert (
+        group.parent
+        == run.one("azure-native:network:PrivateEndpoint").parent
+        == run.one("aichat:network:PrivateDnsZones").urn
+    )
 
 
 def test_helper_refuses_an_endpoint_whose_zone_does_not_exist(declare):
     def build(context):
-        private_endpoint("ai", target=OPENAI, service_id="id", subnet_id=SUBNET_ID, resource_group_name="rg",
-                         location="swedencentral", dns_zone_ids={"privatelink.openai.azure.com": "zone-id"},
-                         tags={}, parent=None)
+        private_endpoint(
+            "ai",
+            target=OPENAI,
+            service_id="id",
+            subnet_id=SUBNET_ID,
+            resource_group_name="rg",
+            location="swedencentral",
+            dns_zone_ids={"privatelink.openai.azure.com": "zone-id"},
+            tags={},
+            parent=None,
+        )
 
-    with pytest.raises(Exception, match="no private DNS zone for privatelink.cognitiveservices.azure.com"):
+    with pytest.raises(Exception, match=r"no private DNS zone for privatelink\.cognitiveservices\.azure\.com"):
         declare(build)
 
 
 def test_zones_component_declares_each_zone_once(declare):
-    run = declare(lambda context: PrivateDnsZones(
-        "dns", PrivateDnsZonesArgs(context, "rg", VNET_ID, zone_names=["privatelink.azurecr.io"] * 2)))
+    run = declare(
+        lambda context: PrivateDnsZones(
+            "dns", PrivateDnsZonesArgs(context, "rg", VNET_ID, zone_names=["privatelink.azurecr.io"] * 2)
+        )
+    )
     assert len(run.of_type("azure-native:privatedns:PrivateZone")) == 1
     assert len(run.of_type("azure-native:privatedns:VirtualNetworkLink")) == 1

@@ -37,7 +37,8 @@ def test_app_identity_has_acr_pull_scoped_to_the_registry(program):
     registry = program.one("azure-native:containerregistry:Registry")
     app_identity = program.one("azure-native:managedidentity:UserAssignedIdentity", "identities-app")
     pulls = [
-        r for r in program.of_type("azure-native:authorization:RoleAssignment")
+        r
+        for r in program.of_type("azure-native:authorization:RoleAssignment")
         if r.inputs["roleDefinitionId"].endswith(BuiltInRole.ACR_PULL.value)
         and r.inputs["principalId"] == app_identity.outputs["principalId"]
     ]
@@ -49,9 +50,17 @@ def test_every_puller_gets_acr_pull_on_the_registry_and_nothing_else(declare):
     from components.registry import ContainerRegistry, ContainerRegistryArgs
 
     def build(context):
-        ContainerRegistry("cr", ContainerRegistryArgs(
-            context, "rg", "subnet-id", {zone: "zone-id" for zone in CONTAINER_REGISTRY.dns_zones}, "workspace-id",
-            pullers={"web": "principal-web", "job": "principal-job"}))
+        ContainerRegistry(
+            "cr",
+            ContainerRegistryArgs(
+                context,
+                "rg",
+                "subnet-id",
+                {zone: "zone-id" for zone in CONTAINER_REGISTRY.dns_zones},
+                "workspace-id",
+                pullers={"web": "principal-web", "job": "principal-job"},
+            ),
+        )
 
     run = declare(build)
     registry = run.one("azure-native:containerregistry:Registry")

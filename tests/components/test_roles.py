@@ -16,7 +16,9 @@ BROAD_ROLES = {
 def test_role_assignments_use_built_in_role_ids_scoped_to_the_subscription(program):
     for assignment in program.of_type("azure-native:authorization:RoleAssignment"):
         role_id = assignment.inputs["roleDefinitionId"]
-        assert role_id.startswith("/subscriptions/") and "/providers/Microsoft.Authorization/roleDefinitions/" in role_id
+        assert (
+            role_id.startswith("/subscriptions/") and "/providers/Microsoft.Authorization/roleDefinitions/" in role_id
+        )
         assert role_id.rsplit("/", 1)[1] in {role.value for role in BuiltInRole}
 
 

@@ -39,8 +39,9 @@ def test_running_the_program_twice_gives_identical_names_and_role_assignments():
     first, second = run_program("dev"), run_program("dev")
 
     def identity(run):
-        return sorted((r.type, r.name, str(r.outputs.get("name")), str(r.inputs.get("roleAssignmentName")))
-                      for r in run.resources)
+        return sorted(
+            (r.type, r.name, str(r.outputs.get("name")), str(r.inputs.get("roleAssignmentName"))) for r in run.resources
+        )
 
     assert identity(first) == identity(second)
     assert first.outputs == second.outputs

@@ -36,7 +36,9 @@ def normalize(key: str) -> str:
 def documented_config_keys() -> set[tuple[str, str]]:
     found = {(name, normalize(key)) for name, text in doc_texts().items() for key in CONFIG_KEY.findall(text)}
     readme = doc_texts().get("README.md", "")
-    reference = readme.split("## Config reference", 1)[-1].split("\n## ", 1)[0] if "## Config reference" in readme else ""
+    reference = (
+        readme.split("## Config reference", 1)[-1].split("\n## ", 1)[0] if "## Config reference" in readme else ""
+    )
     for row in re.findall(r"^\| `([^`]+)` \|", reference, flags=re.MULTILINE):
         found.add(("README.md", normalize(row.removeprefix("aichat:"))))
     return found
@@ -104,4 +106,7 @@ def test_every_repository_file_the_docs_name_exists(doc):
 
 def test_the_key_finder_tells_keys_from_type_tokens():
     text = "set `aichat:ingestion.documentPaths[0]` and `aichat:registry.buildAgentPool.count`; not aichat:jobs:IngestionJob"
-    assert [normalize(k) for k in CONFIG_KEY.findall(text)] == ["ingestion.documentPaths", "registry.buildAgentPool.count"]
+    assert [normalize(k) for k in CONFIG_KEY.findall(text)] == [
+        "ingestion.documentPaths",
+        "registry.buildAgentPool.count",
+    ]

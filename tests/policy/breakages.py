@@ -82,36 +82,107 @@ def _build_agent_ranges(values: dict[str, Any]) -> None:
 
 
 BREAKAGES = [
-    Breakage("registry-opened-for-build-agents", "dev", "registry-no-public-network-access", "registry-registry",
-             config=_build_agent_ranges),
-    Breakage("key-vault-purge-protection-off", "dev", "keyvault-soft-delete-and-purge-protection", "keyvault-vault",
-             patch=lambda mp: override_resource_args(mp, "components.key_vault", "keyvault.Vault",
-                                                     properties__enable_purge_protection=False)),
-    Breakage("key-vault-unprotected-in-prod", "prod", "stateful-resources-protected-in-prod", "keyvault-vault",
-             patch=lambda mp: override_resource_args(mp, "components.key_vault", "keyvault.Vault", opts__protect=False)),
-    Breakage("registry-admin-user-on", "prod", "registry-no-admin-user-or-anonymous-pull", "registry-registry",
-             patch=lambda mp: override_resource_args(mp, "components.registry", "containerregistry.Registry",
-                                                     admin_user_enabled=True)),
-    Breakage("postgres-password-auth-on", "dev", "postgres-entra-only-auth", "postgres-server",
-             patch=lambda mp: override_resource_args(mp, "components.postgres", "dbforpostgresql.Server",
-                                                     auth_config__password_auth="Enabled")),
-    Breakage("postgres-tls-off", "prod", "postgres-tls-required", "postgres-require-secure-transport",
-             patch=lambda mp: mp.setitem(importlib.import_module("components.postgres").SERVER_PARAMETERS,
-                                         "require_secure_transport", "OFF")),
-    Breakage("web-app-plain-http", "dev", "webapp-https-only", "chat-site",
-             patch=lambda mp: override_resource_args(mp, "components.app_service", "web.WebApp", https_only=False)),
-    Breakage("web-app-tls-1-0", "prod", "webapp-min-tls-1-2", "chat-site",
-             patch=lambda mp: override_resource_args(mp, "components.app_service", "web.WebApp",
-                                                     site_config__min_tls_version="1.0")),
-    Breakage("scm-basic-auth-on", "dev", "webapp-basic-publishing-credentials-disabled", "chat-scm-basic-auth",
-             patch=lambda mp: override_resource_args(mp, "components.app_service", "web.WebAppScmAllowed", allow=True)),
-    Breakage("private-endpoint-without-dns", "dev", "private-endpoint-dns-zone-group", "keyvault-vault-pe",
-             patch=lambda mp: mp.setattr(importlib.import_module("components.private_endpoint").network,
-                                         "PrivateDnsZoneGroup", _nothing)),
-    Breakage("web-app-without-diagnostics", "prod", "diagnostic-settings-on-every-service", "chat-site",
-             patch=lambda mp: mp.setattr(importlib.import_module("components.app_service"), "send_to_workspace", _nothing)),
-    Breakage("workload-granted-contributor", "dev", "no-privileged-roles-for-workloads", "registry-app-acrpull",
-             patch=lambda mp: mp.setattr(importlib.import_module("components.roles"), "role_definition_id",
-                                         lambda scope, role: "/subscriptions/s/providers/Microsoft.Authorization/"
-                                         "roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c")),
+    Breakage(
+        "registry-opened-for-build-agents",
+        "dev",
+        "registry-no-public-network-access",
+        "registry-registry",
+        config=_build_agent_ranges,
+    ),
+    Breakage(
+        "key-vault-purge-protection-off",
+        "dev",
+        "keyvault-soft-delete-and-purge-protection",
+        "keyvault-vault",
+        patch=lambda mp: override_resource_args(
+            mp, "components.key_vault", "keyvault.Vault", properties__enable_purge_protection=False
+        ),
+    ),
+    Breakage(
+        "key-vault-unprotected-in-prod",
+        "prod",
+        "stateful-resources-protected-in-prod",
+        "keyvault-vault",
+        patch=lambda mp: override_resource_args(mp, "components.key_vault", "keyvault.Vault", opts__protect=False),
+    ),
+    Breakage(
+        "registry-admin-user-on",
+        "prod",
+        "registry-no-admin-user-or-anonymous-pull",
+        "registry-registry",
+        patch=lambda mp: override_resource_args(
+            mp, "components.registry", "containerregistry.Registry", admin_user_enabled=True
+        ),
+    ),
+    Breakage(
+        "postgres-password-auth-on",
+        "dev",
+        "postgres-entra-only-auth",
+        "postgres-server",
+        patch=lambda mp: override_resource_args(
+            mp, "components.postgres", "dbforpostgresql.Server", auth_config__password_auth="Enabled"
+        ),
+    ),
+    Breakage(
+        "postgres-tls-off",
+        "prod",
+        "postgres-tls-required",
+        "postgres-require-secure-transport",
+        patch=lambda mp: mp.setitem(
+            importlib.import_module("components.postgres").SERVER_PARAMETERS, "require_secure_transport", "OFF"
+        ),
+    ),
+    Breakage(
+        "web-app-plain-http",
+        "dev",
+        "webapp-https-only",
+        "chat-site",
+        patch=lambda mp: override_resource_args(mp, "components.app_service", "web.WebApp", https_only=False),
+    ),
+    Breakage(
+        "web-app-tls-1-0",
+        "prod",
+        "webapp-min-tls-1-2",
+        "chat-site",
+        patch=lambda mp: override_resource_args(
+            mp, "components.app_service", "web.WebApp", site_config__min_tls_version="1.0"
+        ),
+    ),
+    Breakage(
+        "scm-basic-auth-on",
+        "dev",
+        "webapp-basic-publishing-credentials-disabled",
+        "chat-scm-basic-auth",
+        patch=lambda mp: override_resource_args(mp, "components.app_service", "web.WebAppScmAllowed", allow=True),
+    ),
+    Breakage(
+        "private-endpoint-without-dns",
+        "dev",
+        "private-endpoint-dns-zone-group",
+        "keyvault-vault-pe",
+        patch=lambda mp: mp.setattr(
+            importlib.import_module("components.private_endpoint").network, "PrivateDnsZoneGroup", _nothing
+        ),
+    ),
+    Breakage(
+        "web-app-without-diagnostics",
+        "prod",
+        "diagnostic-settings-on-every-service",
+        "chat-site",
+        patch=lambda mp: mp.setattr(importlib.import_module("components.app_service"), "send_to_workspace", _nothing),
+    ),
+    Breakage(
+        "workload-granted-contributor",
+        "dev",
+        "no-privileged-roles-for-workloads",
+        "registry-app-acrpull",
+        patch=lambda mp: mp.setattr(
+            importlib.import_module("components.roles"),
+            "role_definition_id",
+            lambda scope, role: (
+                "/subscriptions/s/providers/Microsoft.Authorization/"
+                "roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c"
+            ),
+        ),
+    ),
 ]

@@ -92,14 +92,21 @@ OPENAI_ACCOUNT = {
     "tags": TAGS,
     "kind": "OpenAI",
     "sku": {"name": "S0"},
-    "properties": {"publicNetworkAccess": "Disabled", "disableLocalAuth": True, "networkAcls": {"defaultAction": "Deny"}},
+    "properties": {
+        "publicNetworkAccess": "Disabled",
+        "disableLocalAuth": True,
+        "networkAcls": {"defaultAction": "Deny"},
+    },
 }
 WEB_APP = {
     "location": "swedencentral",
     "tags": TAGS,
     "name": "app-test",
     "httpsOnly": True,
-    "identity": {"type": "UserAssigned", "userAssignedIdentities": [arm_id("Microsoft.ManagedIdentity/userAssignedIdentities", "id-app")]},
+    "identity": {
+        "type": "UserAssigned",
+        "userAssignedIdentities": [arm_id("Microsoft.ManagedIdentity/userAssignedIdentities", "id-app")],
+    },
     "siteConfig": {
         "linuxFxVersion": "DOCKER|cr.azurecr.io/chat:1",
         "acrUseManagedIdentityCreds": True,

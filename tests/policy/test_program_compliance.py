@@ -20,9 +20,19 @@ def test_program_has_no_mandatory_violations(program):
 
 @pytest.mark.parametrize(
     "resource_type",
-    ["network:PrivateEndpoint", "network:PrivateDnsZoneGroup", "authorization:RoleAssignment",
-     "monitor:DiagnosticSetting", "keyvault:Vault", "containerregistry:Registry", "dbforpostgresql:Server",
-     "dbforpostgresql:Configuration", "web:WebApp", "web:WebAppFtpAllowed", "web:WebAppScmAllowed"],
+    [
+        "network:PrivateEndpoint",
+        "network:PrivateDnsZoneGroup",
+        "authorization:RoleAssignment",
+        "monitor:DiagnosticSetting",
+        "keyvault:Vault",
+        "containerregistry:Registry",
+        "dbforpostgresql:Server",
+        "dbforpostgresql:Configuration",
+        "web:WebApp",
+        "web:WebAppFtpAllowed",
+        "web:WebAppScmAllowed",
+    ],
 )
 def test_rules_had_real_resources_to_check(program, resource_type):
     # Zero findings mean something only if the resources the rules look at are there.
@@ -43,4 +53,3 @@ def test_breaking_the_baseline_in_the_program_is_caught(breakage: Breakage, monk
     assert breakage.resource in [v.resource_name for v in findings], [str(v) for v in evaluate(run.resources)]
     text = str(next(v for v in findings if v.resource_name == breakage.resource))
     assert breakage.rule in text and breakage.resource in text
-

@@ -49,75 +49,239 @@ class Case:
 
 
 CASES = [
-    Case("keyvault-no-public-network-access", "keyvault:Vault", VAULT,
-         changed(VAULT, "properties.publicNetworkAccess", "Enabled"), "publicNetworkAccess is 'Enabled'"),
-    Case("keyvault-no-public-network-access", "keyvault:Vault", VAULT,
-         changed(VAULT, "properties.publicNetworkAccess"), "publicNetworkAccess is not set"),
-    Case("keyvault-no-public-network-access", "keyvault:Vault", VAULT,
-         changed(VAULT, "properties.networkAcls.defaultAction", "Allow"), "defaultAction is 'Allow'"),
-    Case("registry-no-public-network-access", "containerregistry:Registry", REGISTRY,
-         changed(REGISTRY, "publicNetworkAccess", "Enabled"), "publicNetworkAccess is 'Enabled'"),
-    Case("postgres-no-public-network-access", "dbforpostgresql:Server", POSTGRES_SERVER,
-         changed(POSTGRES_SERVER, "network.publicNetworkAccess", "Enabled"), "publicNetworkAccess is 'Enabled'"),
-    Case("postgres-no-public-network-access", "dbforpostgresql:Server",
-         changed(POSTGRES_SERVER, "network", {"delegatedSubnetResourceId": arm_id("Microsoft.Network/virtualNetworks", "v/subnets/db")}),
-         changed(POSTGRES_SERVER, "network"), "publicNetworkAccess is not set"),
-    Case("openai-no-public-network-access", "cognitiveservices:Account", OPENAI_ACCOUNT,
-         changed(OPENAI_ACCOUNT, "properties.publicNetworkAccess", "Enabled"), "publicNetworkAccess is 'Enabled'"),
-    Case("keyvault-rbac-authorization", "keyvault:Vault", VAULT,
-         changed(VAULT, "properties.enableRbacAuthorization"), "enableRbacAuthorization is not set"),
-    Case("keyvault-rbac-authorization", "keyvault:Vault", VAULT,
-         changed(VAULT, "properties.enableRbacAuthorization", False), "enableRbacAuthorization is False"),
-    Case("keyvault-soft-delete-and-purge-protection", "keyvault:Vault", VAULT,
-         changed(VAULT, "properties.enablePurgeProtection", False), "enablePurgeProtection is False"),
-    Case("keyvault-soft-delete-and-purge-protection", "keyvault:Vault", VAULT,
-         changed(VAULT, "properties.enableSoftDelete", False), "enableSoftDelete is False"),
-    Case("registry-no-admin-user-or-anonymous-pull", "containerregistry:Registry", REGISTRY,
-         changed(REGISTRY, "adminUserEnabled", True), "adminUserEnabled is True"),
-    Case("registry-no-admin-user-or-anonymous-pull", "containerregistry:Registry", REGISTRY,
-         changed(REGISTRY, "anonymousPullEnabled", True), "anonymousPullEnabled is True"),
-    Case("postgres-entra-only-auth", "dbforpostgresql:Server", POSTGRES_SERVER,
-         changed(POSTGRES_SERVER, "authConfig.passwordAuth", "Enabled"), "passwordAuth is 'Enabled'"),
-    Case("postgres-entra-only-auth", "dbforpostgresql:Server", POSTGRES_SERVER,
-         changed(POSTGRES_SERVER, "administratorLoginPassword", "hunter2"), "administratorLoginPassword are set"),
-    Case("postgres-tls-required", "dbforpostgresql:Configuration", POSTGRES_TLS_PARAMETER,
-         changed(POSTGRES_TLS_PARAMETER, "value", "OFF"), "require_secure_transport is 'OFF'"),
-    Case("postgres-tls-required", "dbforpostgresql:Configuration",
-         {"configurationName": "ssl_min_protocol_version", "value": "TLSv1.2"},
-         {"configurationName": "ssl_min_protocol_version", "value": "TLSv1.1"}, "ssl_min_protocol_version is 'TLSv1.1'"),
-    Case("openai-local-auth-disabled", "cognitiveservices:Account", OPENAI_ACCOUNT,
-         changed(OPENAI_ACCOUNT, "properties.disableLocalAuth", False), "disableLocalAuth is False"),
+    Case(
+        "keyvault-no-public-network-access",
+        "keyvault:Vault",
+        VAULT,
+        changed(VAULT, "properties.publicNetworkAccess", "Enabled"),
+        "publicNetworkAccess is 'Enabled'",
+    ),
+    Case(
+        "keyvault-no-public-network-access",
+        "keyvault:Vault",
+        VAULT,
+        changed(VAULT, "properties.publicNetworkAccess"),
+        "publicNetworkAccess is not set",
+    ),
+    Case(
+        "keyvault-no-public-network-access",
+        "keyvault:Vault",
+        VAULT,
+        changed(VAULT, "properties.networkAcls.defaultAction", "Allow"),
+        "defaultAction is 'Allow'",
+    ),
+    Case(
+        "registry-no-public-network-access",
+        "containerregistry:Registry",
+        REGISTRY,
+        changed(REGISTRY, "publicNetworkAccess", "Enabled"),
+        "publicNetworkAccess is 'Enabled'",
+    ),
+    Case(
+        "postgres-no-public-network-access",
+        "dbforpostgresql:Server",
+        POSTGRES_SERVER,
+        changed(POSTGRES_SERVER, "network.publicNetworkAccess", "Enabled"),
+        "publicNetworkAccess is 'Enabled'",
+    ),
+    Case(
+        "postgres-no-public-network-access",
+        "dbforpostgresql:Server",
+        changed(
+            POSTGRES_SERVER,
+            "network",
+            {"delegatedSubnetResourceId": arm_id("Microsoft.Network/virtualNetworks", "v/subnets/db")},
+        ),
+        changed(POSTGRES_SERVER, "network"),
+        "publicNetworkAccess is not set",
+    ),
+    Case(
+        "openai-no-public-network-access",
+        "cognitiveservices:Account",
+        OPENAI_ACCOUNT,
+        changed(OPENAI_ACCOUNT, "properties.publicNetworkAccess", "Enabled"),
+        "publicNetworkAccess is 'Enabled'",
+    ),
+    Case(
+        "keyvault-rbac-authorization",
+        "keyvault:Vault",
+        VAULT,
+        changed(VAULT, "properties.enableRbacAuthorization"),
+        "enableRbacAuthorization is not set",
+    ),
+    Case(
+        "keyvault-rbac-authorization",
+        "keyvault:Vault",
+        VAULT,
+        changed(VAULT, "properties.enableRbacAuthorization", False),
+        "enableRbacAuthorization is False",
+    ),
+    Case(
+        "keyvault-soft-delete-and-purge-protection",
+        "keyvault:Vault",
+        VAULT,
+        changed(VAULT, "properties.enablePurgeProtection", False),
+        "enablePurgeProtection is False",
+    ),
+    Case(
+        "keyvault-soft-delete-and-purge-protection",
+        "keyvault:Vault",
+        VAULT,
+        changed(VAULT, "properties.enableSoftDelete", False),
+        "enableSoftDelete is False",
+    ),
+    Case(
+        "registry-no-admin-user-or-anonymous-pull",
+        "containerregistry:Registry",
+        REGISTRY,
+        changed(REGISTRY, "adminUserEnabled", True),
+        "adminUserEnabled is True",
+    ),
+    Case(
+        "registry-no-admin-user-or-anonymous-pull",
+        "containerregistry:Registry",
+        REGISTRY,
+        changed(REGISTRY, "anonymousPullEnabled", True),
+        "anonymousPullEnabled is True",
+    ),
+    Case(
+        "postgres-entra-only-auth",
+        "dbforpostgresql:Server",
+        POSTGRES_SERVER,
+        changed(POSTGRES_SERVER, "authConfig.passwordAuth", "Enabled"),
+        "passwordAuth is 'Enabled'",
+    ),
+    Case(
+        "postgres-entra-only-auth",
+        "dbforpostgresql:Server",
+        POSTGRES_SERVER,
+        changed(POSTGRES_SERVER, "administratorLoginPassword", "hunter2"),
+        "administratorLoginPassword are set",
+    ),
+    Case(
+        "postgres-tls-required",
+        "dbforpostgresql:Configuration",
+        POSTGRES_TLS_PARAMETER,
+        changed(POSTGRES_TLS_PARAMETER, "value", "OFF"),
+        "require_secure_transport is 'OFF'",
+    ),
+    Case(
+        "postgres-tls-required",
+        "dbforpostgresql:Configuration",
+        {"configurationName": "ssl_min_protocol_version", "value": "TLSv1.2"},
+        {"configurationName": "ssl_min_protocol_version", "value": "TLSv1.1"},
+        "ssl_min_protocol_version is 'TLSv1.1'",
+    ),
+    Case(
+        "openai-local-auth-disabled",
+        "cognitiveservices:Account",
+        OPENAI_ACCOUNT,
+        changed(OPENAI_ACCOUNT, "properties.disableLocalAuth", False),
+        "disableLocalAuth is False",
+    ),
     Case("webapp-https-only", "web:WebApp", WEB_APP, changed(WEB_APP, "httpsOnly", False), "httpsOnly is False"),
-    Case("webapp-min-tls-1-2", "web:WebApp", WEB_APP,
-         changed(WEB_APP, "siteConfig.minTlsVersion", "1.0"), "minTlsVersion is '1.0'"),
-    Case("webapp-min-tls-1-2", "web:WebApp", WEB_APP,
-         changed(WEB_APP, "siteConfig.scmMinTlsVersion"), "scmMinTlsVersion is None"),
-    Case("webapp-ftp-disabled", "web:WebApp", WEB_APP,
-         changed(WEB_APP, "siteConfig.ftpsState", "AllAllowed"), "ftpsState is 'AllAllowed'"),
-    Case("webapp-basic-publishing-credentials-disabled", "web:WebAppFtpAllowed", BASIC_AUTH_OFF,
-         changed(BASIC_AUTH_OFF, "allow", True), "allow is True"),
-    Case("webapp-basic-publishing-credentials-disabled", "web:WebAppScmAllowed", BASIC_AUTH_OFF,
-         changed(BASIC_AUTH_OFF, "allow", True), "allow is True"),
-    Case("webapp-registry-pull-with-managed-identity", "web:WebApp", WEB_APP,
-         changed(WEB_APP, "siteConfig.acrUseManagedIdentityCreds", False), "acrUseManagedIdentityCreds is False"),
-    Case("webapp-registry-pull-with-managed-identity", "web:WebApp", WEB_APP,
-         changed(WEB_APP, "siteConfig.acrUserManagedIdentityID"), "acrUserManagedIdentityID is not set"),
-    Case("webapp-registry-pull-with-managed-identity", "web:WebApp", WEB_APP,
-         changed(WEB_APP, "siteConfig.appSettings", [{"name": "DOCKER_REGISTRY_SERVER_PASSWORD", "value": "x"}]),
-         "DOCKER_REGISTRY_SERVER_PASSWORD is set"),
-    Case("apim-not-public", "apimanagement:ApiManagementService", APIM,
-         changed(APIM, "virtualNetworkType", "External"), "virtualNetworkType is 'External'"),
-    Case("apim-managed-identity", "apimanagement:ApiManagementService", APIM,
-         changed(APIM, "identity"), "identity.type is 'None'"),
-    Case("stateful-resources-protected-in-prod", "dbforpostgresql:Server", changed(POSTGRES_SERVER, "tags.environment", "prod"),
-         changed(POSTGRES_SERVER, "tags.environment", "prod"), "is not protected", stack="prod", good_protect=True),
+    Case(
+        "webapp-min-tls-1-2",
+        "web:WebApp",
+        WEB_APP,
+        changed(WEB_APP, "siteConfig.minTlsVersion", "1.0"),
+        "minTlsVersion is '1.0'",
+    ),
+    Case(
+        "webapp-min-tls-1-2",
+        "web:WebApp",
+        WEB_APP,
+        changed(WEB_APP, "siteConfig.scmMinTlsVersion"),
+        "scmMinTlsVersion is None",
+    ),
+    Case(
+        "webapp-ftp-disabled",
+        "web:WebApp",
+        WEB_APP,
+        changed(WEB_APP, "siteConfig.ftpsState", "AllAllowed"),
+        "ftpsState is 'AllAllowed'",
+    ),
+    Case(
+        "webapp-basic-publishing-credentials-disabled",
+        "web:WebAppFtpAllowed",
+        BASIC_AUTH_OFF,
+        changed(BASIC_AUTH_OFF, "allow", True),
+        "allow is True",
+    ),
+    Case(
+        "webapp-basic-publishing-credentials-disabled",
+        "web:WebAppScmAllowed",
+        BASIC_AUTH_OFF,
+        changed(BASIC_AUTH_OFF, "allow", True),
+        "allow is True",
+    ),
+    Case(
+        "webapp-registry-pull-with-managed-identity",
+        "web:WebApp",
+        WEB_APP,
+        changed(WEB_APP, "siteConfig.acrUseManagedIdentityCreds", False),
+        "acrUseManagedIdentityCreds is False",
+    ),
+    Case(
+        "webapp-registry-pull-with-managed-identity",
+        "web:WebApp",
+        WEB_APP,
+        changed(WEB_APP, "siteConfig.acrUserManagedIdentityID"),
+        "acrUserManagedIdentityID is not set",
+    ),
+    Case(
+        "webapp-registry-pull-with-managed-identity",
+        "web:WebApp",
+        WEB_APP,
+        changed(WEB_APP, "siteConfig.appSettings", [{"name": "DOCKER_REGISTRY_SERVER_PASSWORD", "value": "x"}]),
+        "DOCKER_REGISTRY_SERVER_PASSWORD is set",
+    ),
+    Case(
+        "apim-not-public",
+        "apimanagement:ApiManagementService",
+        APIM,
+        changed(APIM, "virtualNetworkType", "External"),
+        "virtualNetworkType is 'External'",
+    ),
+    Case(
+        "apim-managed-identity",
+        "apimanagement:ApiManagementService",
+        APIM,
+        changed(APIM, "identity"),
+        "identity.type is 'None'",
+    ),
+    Case(
+        "stateful-resources-protected-in-prod",
+        "dbforpostgresql:Server",
+        changed(POSTGRES_SERVER, "tags.environment", "prod"),
+        changed(POSTGRES_SERVER, "tags.environment", "prod"),
+        "is not protected",
+        stack="prod",
+        good_protect=True,
+    ),
     Case("required-tags", "keyvault:Vault", VAULT, changed(VAULT, "tags.owner"), "tags owner are missing"),
-    Case("required-tags", "web:AppServicePlan", APP_SERVICE_PLAN, changed(APP_SERVICE_PLAN, "tags"),
-         "tags workload, environment, owner are missing"),
-    Case("allowed-skus-per-environment", "web:AppServicePlan", APP_SERVICE_PLAN,
-         changed(APP_SERVICE_PLAN, "sku.name", "P3v3"), "sku.name 'P3v3' is not in the dev list"),
-    Case("allowed-skus-per-environment", "apimanagement:ApiManagementService", changed(APIM, "tags.environment", "prod") | {"sku": {"name": "Premium"}},
-         changed(APIM, "tags.environment", "prod"), "sku.name 'Developer' is not in the prod list", stack="prod"),
+    Case(
+        "required-tags",
+        "web:AppServicePlan",
+        APP_SERVICE_PLAN,
+        changed(APP_SERVICE_PLAN, "tags"),
+        "tags workload, environment, owner are missing",
+    ),
+    Case(
+        "allowed-skus-per-environment",
+        "web:AppServicePlan",
+        APP_SERVICE_PLAN,
+        changed(APP_SERVICE_PLAN, "sku.name", "P3v3"),
+        "sku.name 'P3v3' is not in the dev list",
+    ),
+    Case(
+        "allowed-skus-per-environment",
+        "apimanagement:ApiManagementService",
+        changed(APIM, "tags.environment", "prod") | {"sku": {"name": "Premium"}},
+        changed(APIM, "tags.environment", "prod"),
+        "sku.name 'Developer' is not in the prod list",
+        stack="prod",
+    ),
 ]
 
 
@@ -155,72 +319,127 @@ def test_stateful_resources_need_no_protection_outside_prod():
 # Stack-wide rules: relations between resources.
 # -------------------------------------------------------------------------------------------------
 
-STACK_RULES = ("private-endpoint-dns-zone-group", "no-privileged-roles-for-workloads", "diagnostic-settings-on-every-service")
+STACK_RULES = (
+    "private-endpoint-dns-zone-group",
+    "no-privileged-roles-for-workloads",
+    "diagnostic-settings-on-every-service",
+)
 ENDPOINT_ID = arm_id("Microsoft.Network/privateEndpoints", "pe-vault")
-ZONE_CONFIGS = [{"name": "vaultcore", "privateDnsZoneId": arm_id("Microsoft.Network/privateDnsZones", "privatelink.vaultcore.azure.net")}]
+ZONE_CONFIGS = [
+    {
+        "name": "vaultcore",
+        "privateDnsZoneId": arm_id("Microsoft.Network/privateDnsZones", "privatelink.vaultcore.azure.net"),
+    }
+]
 
 
 def endpoint():
-    return registration("network:PrivateEndpoint", {"location": "swedencentral", "tags": TAGS, "resourceGroupName": "rg-test",
-                                                    "name": "pe-vault", "id": ENDPOINT_ID}, name="vault-pe")
+    return registration(
+        "network:PrivateEndpoint",
+        {
+            "location": "swedencentral",
+            "tags": TAGS,
+            "resourceGroupName": "rg-test",
+            "name": "pe-vault",
+            "id": ENDPOINT_ID,
+        },
+        name="vault-pe",
+    )
 
 
 def test_private_endpoint_with_zone_group_passes():
-    group = registration("network:PrivateDnsZoneGroup", {"privateEndpointName": "pe-vault", "resourceGroupName": "rg-test",
-                                                         "privateDnsZoneConfigs": ZONE_CONFIGS}, name="vault-dns")
+    group = registration(
+        "network:PrivateDnsZoneGroup",
+        {"privateEndpointName": "pe-vault", "resourceGroupName": "rg-test", "privateDnsZoneConfigs": ZONE_CONFIGS},
+        name="vault-dns",
+    )
     assert findings("private-endpoint-dns-zone-group", endpoint(), group) == []
 
 
 def test_zone_group_found_by_its_id_as_azure_reports_it():
     group_id = f"{ENDPOINT_ID}/privateDnsZoneGroups/default"
-    group = registration("network:PrivateDnsZoneGroup", {"privateDnsZoneConfigs": ZONE_CONFIGS, "id": group_id}, name="vault-dns")
+    group = registration(
+        "network:PrivateDnsZoneGroup", {"privateDnsZoneConfigs": ZONE_CONFIGS, "id": group_id}, name="vault-dns"
+    )
     assert findings("private-endpoint-dns-zone-group", endpoint(), group) == []
 
 
 def test_private_endpoint_without_zone_group_is_reported():
-    other_group = registration("network:PrivateDnsZoneGroup", {"privateEndpointName": "pe-other", "resourceGroupName": "rg-test",
-                                                               "privateDnsZoneConfigs": ZONE_CONFIGS}, name="other-dns")
+    other_group = registration(
+        "network:PrivateDnsZoneGroup",
+        {"privateEndpointName": "pe-other", "resourceGroupName": "rg-test", "privateDnsZoneConfigs": ZONE_CONFIGS},
+        name="other-dns",
+    )
     found = findings("private-endpoint-dns-zone-group", endpoint(), other_group)
     assert [(v.resource_name, v.mandatory) for v in found] == [("vault-pe", True)]
     assert "has no private DNS zone group" in str(found[0]) and "private-endpoint-dns-zone-group" in str(found[0])
 
 
 def test_zone_group_without_zones_is_reported():
-    empty = registration("network:PrivateDnsZoneGroup", {"privateEndpointName": "pe-vault", "resourceGroupName": "rg-test",
-                                                         "privateDnsZoneConfigs": []}, name="vault-dns")
+    empty = registration(
+        "network:PrivateDnsZoneGroup",
+        {"privateEndpointName": "pe-vault", "resourceGroupName": "rg-test", "privateDnsZoneConfigs": []},
+        name="vault-dns",
+    )
     assert "no zones" in str(findings("private-endpoint-dns-zone-group", endpoint(), empty)[0])
 
 
 WORKLOAD_PRINCIPAL = "11111111-1111-4111-8111-111111111111"
-ROLE_IDS = {"AcrPull": "7f951dda-4ed3-4680-a7ca-43fe172d538d", "Contributor": "b24988ac-6180-42a0-ab88-20f7382dd24c",
-            "Owner": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"}
+ROLE_IDS = {
+    "AcrPull": "7f951dda-4ed3-4680-a7ca-43fe172d538d",
+    "Contributor": "b24988ac-6180-42a0-ab88-20f7382dd24c",
+    "Owner": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
+}
 
 
 def role_assignment(role: str, principal: str, principal_type: str):
-    return registration("authorization:RoleAssignment", {
-        "roleDefinitionId": f"/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/{ROLE_IDS[role]}",
-        "principalId": principal, "principalType": principal_type, "scope": arm_id("Microsoft.KeyVault/vaults", "kv"),
-    }, name=f"grant-{role.lower()}")
+    return registration(
+        "authorization:RoleAssignment",
+        {
+            "roleDefinitionId": f"/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/{ROLE_IDS[role]}",
+            "principalId": principal,
+            "principalType": principal_type,
+            "scope": arm_id("Microsoft.KeyVault/vaults", "kv"),
+        },
+        name=f"grant-{role.lower()}",
+    )
 
 
 def workload_identity():
-    return registration("managedidentity:UserAssignedIdentity", {"location": "swedencentral", "tags": TAGS},
-                        outputs={"principalId": WORKLOAD_PRINCIPAL}, name="id-app")
+    return registration(
+        "managedidentity:UserAssignedIdentity",
+        {"location": "swedencentral", "tags": TAGS},
+        outputs={"principalId": WORKLOAD_PRINCIPAL},
+        name="id-app",
+    )
 
 
 def test_narrow_role_for_a_workload_passes():
-    assert findings("no-privileged-roles-for-workloads", workload_identity(), role_assignment("AcrPull", WORKLOAD_PRINCIPAL, "ServicePrincipal")) == []
+    assert (
+        findings(
+            "no-privileged-roles-for-workloads",
+            workload_identity(),
+            role_assignment("AcrPull", WORKLOAD_PRINCIPAL, "ServicePrincipal"),
+        )
+        == []
+    )
 
 
 def test_privileged_role_for_a_person_is_not_this_rules_business():
-    assert findings("no-privileged-roles-for-workloads", workload_identity(), role_assignment("Owner", "someone", "User")) == []
+    assert (
+        findings("no-privileged-roles-for-workloads", workload_identity(), role_assignment("Owner", "someone", "User"))
+        == []
+    )
 
 
 @pytest.mark.parametrize("principal_type", ["ServicePrincipal", None])
 def test_contributor_for_a_workload_identity_is_reported(principal_type):
     # Found by principal type, and also by matching the identity's principal id when no type is given.
-    found = findings("no-privileged-roles-for-workloads", workload_identity(),
-                     role_assignment("Contributor", WORKLOAD_PRINCIPAL, principal_type))
+    found = findings(
+        "no-privileged-roles-for-workloads",
+        workload_identity(),
+        role_assignment("Contributor", WORKLOAD_PRINCIPAL, principal_type),
+    )
     assert [v.resource_name for v in found] == ["grant-contributor"]
     assert "grants Contributor to workload identity" in str(found[0])
 
@@ -233,12 +452,18 @@ def vault():
 
 
 def diagnostic_setting(props):
-    return registration("monitor:DiagnosticSetting", {"workspaceId": arm_id("Microsoft.OperationalInsights/workspaces", "log"), **props},
-                        name="kv-diagnostics")
+    return registration(
+        "monitor:DiagnosticSetting",
+        {"workspaceId": arm_id("Microsoft.OperationalInsights/workspaces", "log"), **props},
+        name="kv-diagnostics",
+    )
 
 
 def test_service_with_diagnostic_setting_passes():
-    assert findings("diagnostic-settings-on-every-service", vault(), diagnostic_setting({"resourceUri": VAULT_ID.upper()})) == []
+    assert (
+        findings("diagnostic-settings-on-every-service", vault(), diagnostic_setting({"resourceUri": VAULT_ID.upper()}))
+        == []
+    )
 
 
 def test_diagnostic_setting_found_by_its_id_as_azure_reports_it():

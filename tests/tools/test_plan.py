@@ -29,7 +29,11 @@ def stack_report(request, tmp_path_factory) -> tuple[str, int, str, str]:
     markdown = tmp_path_factory.mktemp(request.param) / "plan.md"
     result = subprocess.run(
         [sys.executable, "-m", "tools.plan", request.param, "--markdown", str(markdown)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300, check=False,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     return request.param, result.returncode, result.stdout, markdown.read_text() if markdown.exists() else ""
 
@@ -59,7 +63,7 @@ def test_diagram_shows_every_private_endpoint_and_openai_account(stack_report):
     for account in openai["instances"]:
         account_node = f"openai_{account['name']}"
         assert f"{account_node}_pe([" in diagram, f"no private endpoint for {account['name']}"
-        assert f"{account_node}_pe -.-|\"account\"| {account_node}" in diagram
+        assert f'{account_node}_pe -.-|"account"| {account_node}' in diagram
         assert account["region"] in diagram
 
 
@@ -69,13 +73,23 @@ def test_diagram_draws_the_request_path_to_every_openai_account(stack_report):
     assert 'browser ==>|"HTTPS"| chat_site' in diagram
     assert 'chat_site ==>|"Entra token"| gateway_apim' in diagram
     for account in stack_config_values(stack)["aichat:openai"]["instances"]:
-        assert f'gateway_apim ==>|"priority {account["priority"]}, weight {account["weight"]}"| openai_{account["name"]}' in diagram
+        assert (
+            f'gateway_apim ==>|"priority {account["priority"]}, weight {account["weight"]}"| openai_{account["name"]}'
+            in diagram
+        )
 
 
 def test_report_lists_components_settings_and_roles(stack_report):
     _, _, stdout, _ = stack_report
-    for heading in ("## Policy results", "## Topology", "## Identities and their roles", "## Resources by component",
-                    "### keyvault", "### gateway", "### openai"):
+    for heading in (
+        "## Policy results",
+        "## Topology",
+        "## Identities and their roles",
+        "## Resources by component",
+        "### keyvault",
+        "### gateway",
+        "### openai",
+    ):
         assert heading in stdout
     assert "public access: Disabled" in stdout
     assert "| gateway-apim (system-assigned) | Cognitive Services OpenAI User | openai-" in stdout
@@ -87,9 +101,21 @@ def test_unknown_stack_is_a_clear_error(capsys):
     assert "no stack file Pulumi.staging.yaml" in err and "dev, prod" in err
 
 
-@pytest.mark.parametrize("breakage", [b for b in BREAKAGES if b.id in {
-    "registry-opened-for-build-agents", "web-app-plain-http", "private-endpoint-without-dns", "key-vault-unprotected-in-prod",
-}], ids=lambda b: b.id)
+@pytest.mark.parametrize(
+    "breakage",
+    [
+        b
+        for b in BREAKAGES
+        if b.id
+        in {
+            "registry-opened-for-build-agents",
+            "web-app-plain-http",
+            "private-endpoint-without-dns",
+            "key-vault-unprotected-in-prod",
+        }
+    ],
+    ids=lambda b: b.id,
+)
 def test_plan_fails_naming_rule_and_resource_when_the_baseline_is_broken(breakage, monkeypatch, capsys):
     breakage.patch(monkeypatch)
     monkeypatch.setattr(plan, "run_program", _with_config(breakage.stack_values()))
