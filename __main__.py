@@ -19,7 +19,7 @@ from components.observability import Observability, ObservabilityArgs
 from components.openai import OpenAiAccounts, OpenAiAccountsArgs
 from components.postgres import PostgresArgs, PostgresDatabase
 from components.private_dns import PrivateDnsZones, PrivateDnsZonesArgs
-from components.private_endpoint import ALL_TARGETS
+from components.private_endpoint import ALL_TARGETS, PrivateAccess
 from components.registry import ContainerRegistry, ContainerRegistryArgs
 
 config = load_stack_config()
@@ -27,7 +27,6 @@ context = StackContext.for_current_deployment(config)
 
 network = Network("network", NetworkArgs(context))
 resource_group_name = network.resource_group_name
-endpoints_subnet_id = network.subnet_ids["privateEndpoints"]
 
 observability = Observability(
     "observability", ObservabilityArgs(context, resource_group_name, earlier_resources=network.diagnostic_targets)
@@ -40,6 +39,10 @@ dns = PrivateDnsZones(
 )
 # Workloads besides the app that run the app image (each with its own identity and roles).
 job_workloads = ["ingestion"] if config.ingestion.enabled else []
+# Every data service: in this resource group, behind a private endpoint, with diagnostics to the workspace.
+private_access = PrivateAccess(
+    resource_group_name, network.subnet_ids["privateEndpoints"], dns.zone_ids, observability.workspace_id
+)
 identities = Identities("identities", IdentitiesArgs(context, resource_group_name, workloads=["app", *job_workloads]))
 app_identity = identities["app"]
 
@@ -47,10 +50,7 @@ key_vault = KeyVault(
     "keyvault",
     KeyVaultArgs(
         context,
-        resource_group_name,
-        endpoints_subnet_id,
-        dns.zone_ids,
-        observability.workspace_id,
+        private_access,
         # App Service authentication's cookie and token-store keys: held here so every instance and
         # deployment slot shares them and they can be rotated (docs/operating.md).
         generated_secrets={"auth-encryption-key": 32, "auth-signing-key": 32},
@@ -61,10 +61,7 @@ registry = ContainerRegistry(
     "registry",
     ContainerRegistryArgs(
         context,
-        resource_group_name,
-        endpoints_subnet_id,
-        dns.zone_ids,
-        observability.workspace_id,
+        private_access,
         pullers={workload: identities[workload].principal_id for workload in ["app", *job_workloads]},
     ),
 )
@@ -76,10 +73,7 @@ postgres = PostgresDatabase(
     "postgres",
     PostgresArgs(
         context,
-        resource_group_name,
-        endpoints_subnet_id,
-        dns.zone_ids,
-        observability.workspace_id,
+        private_access,
         owner_principal_id=app_identity.principal_id,
         owner_principal_name=app_identity.name,
         workload_admins=[(identities[w].principal_id, identities[w].name) for w in job_workloads],
@@ -87,7 +81,7 @@ postgres = PostgresDatabase(
 )
 openai = OpenAiAccounts(
     "openai",
-    OpenAiAccountsArgs(context, resource_group_name, endpoints_subnet_id, dns.zone_ids, observability.workspace_id),
+    OpenAiAccountsArgs(context, private_access),
 )
 gateway = AiGateway(
     "gateway",

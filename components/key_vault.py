@@ -14,18 +14,14 @@ import pulumi_azure_native.keyvault as keyvault
 import pulumi_random as random
 
 from components.context import StackContext
-from components.diagnostics import send_to_workspace
-from components.private_endpoint import KEY_VAULT, private_endpoint
+from components.private_endpoint import KEY_VAULT, PrivateAccess, connect_privately
 from components.roles import BuiltInRole, assign_role
 
 
 @dataclass
 class KeyVaultArgs:
     context: StackContext
-    resource_group_name: pulumi.Input[str]
-    private_endpoint_subnet_id: pulumi.Input[str]
-    dns_zone_ids: Mapping[str, pulumi.Input[str]]
-    workspace_id: pulumi.Input[str]
+    access: PrivateAccess  # resource group, endpoint subnet, DNS zones, workspace
     # Secrets to generate (name -> random bytes, stored hex-encoded) and the identity that may read them
     # (Key Vault Secrets User on each secret).
     generated_secrets: Mapping[str, int]
@@ -45,7 +41,7 @@ class KeyVault(pulumi.ComponentResource):
         vault = keyvault.Vault(
             f"{name}-vault",
             vault_name=context.unique_name("kv", max_length=24),
-            resource_group_name=args.resource_group_name,
+            resource_group_name=args.access.resource_group_name,
             location=context.location,
             properties=keyvault.VaultPropertiesArgs(
                 tenant_id=context.tenant_id,
@@ -62,18 +58,15 @@ class KeyVault(pulumi.ComponentResource):
         )
         self.vault_id = vault.id
         self.vault_uri = vault.properties.vault_uri
-        private_endpoint(
+        connect_privately(
             f"{name}-vault",
             target=KEY_VAULT,
             service_id=vault.id,
-            subnet_id=args.private_endpoint_subnet_id,
-            resource_group_name=args.resource_group_name,
+            access=args.access,
             location=context.location,
-            dns_zone_ids=args.dns_zone_ids,
             tags=context.tags,
             parent=self,
         )
-        send_to_workspace(f"{name}-vault", resource_id=vault.id, workspace_id=args.workspace_id, parent=self)
         self.secret_uris = {
             secret_name: self._generated_secret(name, vault, secret_name, byte_length, args)
             for secret_name, byte_length in args.generated_secrets.items()
@@ -91,7 +84,7 @@ class KeyVault(pulumi.ComponentResource):
             f"{name}-{secret_name}",
             secret_name=secret_name,
             vault_name=vault.name,
-            resource_group_name=args.resource_group_name,
+            resource_group_name=args.access.resource_group_name,
             properties=keyvault.SecretPropertiesArgs(value=value.hex, content_type="text/plain"),
             opts=pulumi.ResourceOptions(parent=self),
         )

@@ -7,7 +7,6 @@ their private endpoints sit in the VNet's region, which Azure allows (cross-regi
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pulumi
@@ -15,17 +14,13 @@ import pulumi_azure_native.cognitiveservices as cognitiveservices
 
 from components.config import OpenAiInstanceConfig
 from components.context import StackContext
-from components.diagnostics import send_to_workspace
-from components.private_endpoint import OPENAI, private_endpoint
+from components.private_endpoint import OPENAI, PrivateAccess, connect_privately
 
 
 @dataclass
 class OpenAiAccountsArgs:
     context: StackContext
-    resource_group_name: pulumi.Input[str]
-    private_endpoint_subnet_id: pulumi.Input[str]
-    dns_zone_ids: Mapping[str, pulumi.Input[str]]  # from PrivateDnsZones; must hold OPENAI's zones
-    workspace_id: pulumi.Input[str]
+    access: PrivateAccess  # resource group, endpoint subnet, DNS zones (must hold OPENAI's), workspace
 
 
 @dataclass(frozen=True)
@@ -64,7 +59,7 @@ class OpenAiAccounts(pulumi.ComponentResource):
         account = cognitiveservices.Account(
             child,
             account_name=account_name,
-            resource_group_name=args.resource_group_name,
+            resource_group_name=args.access.resource_group_name,
             location=instance.region,
             kind="OpenAI",
             sku=cognitiveservices.SkuArgs(name="S0"),
@@ -78,18 +73,15 @@ class OpenAiAccounts(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self._deployments(child, args, instance, account)
-        private_endpoint(
+        connect_privately(
             child,
             target=OPENAI,
             service_id=account.id,
-            subnet_id=args.private_endpoint_subnet_id,
-            resource_group_name=args.resource_group_name,
+            access=args.access,
             location=context.location,  # the VNet's region, whatever the account's region
-            dns_zone_ids=args.dns_zone_ids,
             tags=context.tags,
             parent=self,
         )
-        send_to_workspace(child, resource_id=account.id, workspace_id=args.workspace_id, parent=self)
         return OpenAiAccount(instance=instance, id=account.id, endpoint=account.properties.endpoint)
 
     def _deployments(
@@ -101,7 +93,7 @@ class OpenAiAccounts(pulumi.ComponentResource):
             previous = cognitiveservices.Deployment(
                 f"{child}-{model.role}",
                 account_name=account.name,
-                resource_group_name=args.resource_group_name,
+                resource_group_name=args.access.resource_group_name,
                 deployment_name=model.deployment_name,
                 sku=cognitiveservices.SkuArgs(name=model.sku_name, capacity=instance.capacity_for(model)),
                 properties=cognitiveservices.DeploymentPropertiesArgs(

@@ -8,7 +8,7 @@ without recreating the server (VNet injection is fixed at creation). See README 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -16,8 +16,7 @@ import pulumi_azure_native.dbforpostgresql as dbforpostgresql
 
 from components.config import EntraAdmin
 from components.context import StackContext
-from components.diagnostics import send_to_workspace
-from components.private_endpoint import POSTGRES, private_endpoint
+from components.private_endpoint import POSTGRES, PrivateAccess, connect_privately
 
 # Server parameters we set, applied one at a time (the server rejects concurrent updates).
 SERVER_PARAMETERS = {
@@ -29,10 +28,7 @@ SERVER_PARAMETERS = {
 @dataclass
 class PostgresArgs:
     context: StackContext
-    resource_group_name: pulumi.Input[str]
-    private_endpoint_subnet_id: pulumi.Input[str]
-    dns_zone_ids: Mapping[str, pulumi.Input[str]]
-    workspace_id: pulumi.Input[str]
+    access: PrivateAccess  # resource group, endpoint subnet, DNS zones, workspace
     # The workload identity that owns the schema (the app runs its own migrations): an Entra admin.
     owner_principal_id: pulumi.Input[str]
     owner_principal_name: pulumi.Input[str]
@@ -52,7 +48,7 @@ class PostgresDatabase(pulumi.ComponentResource):
         server = dbforpostgresql.Server(
             f"{name}-server",
             server_name=context.unique_name("psql", max_length=63),
-            resource_group_name=args.resource_group_name,
+            resource_group_name=args.access.resource_group_name,
             location=context.location,
             version=settings.version,
             sku=dbforpostgresql.SkuArgs(name=settings.sku_name, tier=settings.tier),
@@ -90,30 +86,27 @@ class PostgresDatabase(pulumi.ComponentResource):
                 value=value,
                 source="user-override",
                 server_name=server.name,
-                resource_group_name=args.resource_group_name,
+                resource_group_name=args.access.resource_group_name,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[previous]),
             )
         dbforpostgresql.Database(
             f"{name}-database",
             database_name=settings.database_name,
             server_name=server.name,
-            resource_group_name=args.resource_group_name,
+            resource_group_name=args.access.resource_group_name,
             charset="UTF8",
             collation="en_US.utf8",
             opts=pulumi.ResourceOptions(parent=self, depends_on=[previous]),
         )
-        private_endpoint(
+        connect_privately(
             f"{name}-server",
             target=POSTGRES,
             service_id=server.id,
-            subnet_id=args.private_endpoint_subnet_id,
-            resource_group_name=args.resource_group_name,
+            access=args.access,
             location=context.location,
-            dns_zone_ids=args.dns_zone_ids,
             tags=context.tags,
             parent=self,
         )
-        send_to_workspace(f"{name}-server", resource_id=server.id, workspace_id=args.workspace_id, parent=self)
         self.register_outputs({"server_id": self.server_id, "host": self.host})
 
     def _administrator(
@@ -131,6 +124,6 @@ class PostgresDatabase(pulumi.ComponentResource):
             principal_type=admin.principal_type,
             tenant_id=args.context.tenant_id,
             server_name=server.name,
-            resource_group_name=args.resource_group_name,
+            resource_group_name=args.access.resource_group_name,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[after]),
         )

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_azure_native.network as network
 
+from components.diagnostics import send_to_workspace
+
 
 @dataclass(frozen=True)
 class PrivateLinkTarget:
@@ -71,4 +73,40 @@ def private_endpoint(
         ],
         opts=pulumi.ResourceOptions(parent=parent),
     )
+    return endpoint
+
+
+@dataclass(frozen=True)
+class PrivateAccess:
+    """Where a private PaaS service lives and how it is reached and watched: shared by every data service."""
+
+    resource_group_name: pulumi.Input[str]
+    subnet_id: pulumi.Input[str]  # the private endpoint subnet
+    dns_zone_ids: Mapping[str, pulumi.Input[str]]  # from PrivateDnsZones; must hold the target's zones
+    workspace_id: pulumi.Input[str]  # Log Analytics, for the service's diagnostics
+
+
+def connect_privately(
+    name: str,
+    *,
+    target: PrivateLinkTarget,
+    service_id: pulumi.Input[str],
+    access: PrivateAccess,
+    location: str,
+    tags: Mapping[str, str],
+    parent: pulumi.Resource,
+) -> network.PrivateEndpoint:
+    """A service's private endpoint (with its DNS zone group) and its diagnostic setting."""
+    endpoint = private_endpoint(
+        name,
+        target=target,
+        service_id=service_id,
+        subnet_id=access.subnet_id,
+        resource_group_name=access.resource_group_name,
+        location=location,
+        dns_zone_ids=access.dns_zone_ids,
+        tags=tags,
+        parent=parent,
+    )
+    send_to_workspace(name, resource_id=service_id, workspace_id=access.workspace_id, parent=parent)
     return endpoint

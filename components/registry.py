@@ -9,18 +9,14 @@ import pulumi
 import pulumi_azure_native.containerregistry as containerregistry
 
 from components.context import StackContext
-from components.diagnostics import send_to_workspace
-from components.private_endpoint import CONTAINER_REGISTRY, private_endpoint
+from components.private_endpoint import CONTAINER_REGISTRY, PrivateAccess, connect_privately
 from components.roles import BuiltInRole, assign_role
 
 
 @dataclass
 class ContainerRegistryArgs:
     context: StackContext
-    resource_group_name: pulumi.Input[str]
-    private_endpoint_subnet_id: pulumi.Input[str]
-    dns_zone_ids: Mapping[str, pulumi.Input[str]]
-    workspace_id: pulumi.Input[str]
+    access: PrivateAccess  # resource group, endpoint subnet, DNS zones, workspace
     # Identities that pull images (AcrPull on this registry only): name -> principal id.
     pullers: Mapping[str, pulumi.Input[str]]
 
@@ -38,7 +34,7 @@ class ContainerRegistry(pulumi.ComponentResource):
         registry = containerregistry.Registry(
             f"{name}-registry",
             registry_name=context.unique_name("cr", max_length=50, alphanumeric=True),
-            resource_group_name=args.resource_group_name,
+            resource_group_name=args.access.resource_group_name,
             location=context.location,
             sku=containerregistry.SkuArgs(name="Premium"),
             admin_user_enabled=False,
@@ -59,18 +55,15 @@ class ContainerRegistry(pulumi.ComponentResource):
         self.registry_id = registry.id
         self.registry_name = registry.name
         self.login_server = registry.login_server
-        private_endpoint(
+        connect_privately(
             f"{name}-registry",
             target=CONTAINER_REGISTRY,
             service_id=registry.id,
-            subnet_id=args.private_endpoint_subnet_id,
-            resource_group_name=args.resource_group_name,
+            access=args.access,
             location=context.location,
-            dns_zone_ids=args.dns_zone_ids,
             tags=context.tags,
             parent=self,
         )
-        send_to_workspace(f"{name}-registry", resource_id=registry.id, workspace_id=args.workspace_id, parent=self)
         for puller, principal_id in args.pullers.items():
             assign_role(
                 f"{name}-{puller}-acrpull",

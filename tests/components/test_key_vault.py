@@ -50,17 +50,14 @@ def test_app_identity_may_read_those_secrets_and_nothing_wider(program):
 
 def test_each_generated_secret_gets_its_own_reader_grant(declare):
     from components.key_vault import KeyVault, KeyVaultArgs
-    from components.private_endpoint import KEY_VAULT
+    from components.private_endpoint import KEY_VAULT, PrivateAccess
 
     def build(context):
         KeyVault(
             "kv",
             KeyVaultArgs(
                 context,
-                "rg",
-                "subnet-id",
-                {zone: f"zone-{zone}" for zone in KEY_VAULT.dns_zones},
-                "workspace-id",
+                PrivateAccess("rg", "subnet-id", {zone: f"zone-{zone}" for zone in KEY_VAULT.dns_zones}, "workspace"),
                 generated_secrets={"first": 32, "second": 48},
                 secret_reader_principal_id="reader",
             ),

@@ -46,7 +46,7 @@ def test_app_identity_has_acr_pull_scoped_to_the_registry(program):
 
 
 def test_every_puller_gets_acr_pull_on_the_registry_and_nothing_else(declare):
-    from components.private_endpoint import CONTAINER_REGISTRY
+    from components.private_endpoint import CONTAINER_REGISTRY, PrivateAccess
     from components.registry import ContainerRegistry, ContainerRegistryArgs
 
     def build(context):
@@ -54,10 +54,9 @@ def test_every_puller_gets_acr_pull_on_the_registry_and_nothing_else(declare):
             "cr",
             ContainerRegistryArgs(
                 context,
-                "rg",
-                "subnet-id",
-                {zone: "zone-id" for zone in CONTAINER_REGISTRY.dns_zones},
-                "workspace-id",
+                PrivateAccess(
+                    "rg", "subnet-id", {zone: "zone-id" for zone in CONTAINER_REGISTRY.dns_zones}, "workspace"
+                ),
                 pullers={"web": "principal-web", "job": "principal-job"},
             ),
         )
