@@ -107,11 +107,13 @@ class Database:
     async def _configure_connection(self, conn: psycopg.AsyncConnection) -> None:
         await conn.set_autocommit(True)
         await register_vector_async(conn)
-        # Keep scanning the HNSW index until enough rows pass the access filter.
+        # iterative_scan: keep walking the HNSW index until enough rows pass the access filter.
+        # gin_fuzzy_search_limit: a word found in a huge number of chunks contributes a random sample
+        # of about this many, so a full-text lookup's cost stops growing with the number of matches.
         await conn.execute(
-            sql.SQL("SET hnsw.ef_search = {}; SET hnsw.iterative_scan = relaxed_order").format(
-                sql.Literal(self.settings.hnsw_ef_search)
-            )
+            sql.SQL(
+                "SET hnsw.ef_search = {}; SET hnsw.iterative_scan = relaxed_order; SET gin_fuzzy_search_limit = {}"
+            ).format(sql.Literal(self.settings.hnsw_ef_search), sql.Literal(self.settings.text_search_fuzzy_limit))
         )
 
     def connection(self):

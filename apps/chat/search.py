@@ -3,10 +3,12 @@
 Each side produces a bounded candidate list before fusion, so a query's cost does not grow with
 the number of chunks that match it:
 - vectors: the HNSW index returns the nearest `candidates` chunks;
-- text: at most `text_limit` matching chunks are taken from the GIN index (first those containing
-  all the query's words, then those containing any), and only those are ranked, using the stored
-  tsvector column rather than recomputing it.
-A chunk's score is the RRF sum over the lists it appears in: 1 / (RRF_K + rank).
+- text: for each distinct query word, at most `text_limit` chunks containing it (a very common word
+  yields a random sample, see gin_fuzzy_search_limit in database.py), plus at most `text_limit`
+  chunks containing all the words. Only those candidates are ranked, against the stored tsvector
+  column: a chunk scores the sum of the weights of the query words it contains, where a word's
+  weight is higher the fewer matches it had (an inverse-document-frequency estimate).
+A chunk's fused score is the RRF sum over the lists it appears in: 1 / (RRF_K + rank).
 """
 
 from __future__ import annotations
@@ -19,49 +21,69 @@ from .access import AccessFilter
 from .database import Database
 
 RRF_K = 60
+MAX_QUERY_WORDS = 12  # distinct words of a query used for full-text lookups
 
 HYBRID_SEARCH_SQL = """
-WITH visible_documents AS (
-    SELECT id FROM documents
-    WHERE %(see_all)s
-       OR (allowed_user_ids = '{}' AND allowed_group_ids = '{}' AND %(unrestricted_visible)s)
-       OR allowed_user_ids && %(user_ids)s::text[]
-       OR allowed_group_ids && %(group_ids)s::text[]
+WITH visible AS (
+    SELECT ARRAY(
+        SELECT id FROM documents
+        WHERE (allowed_user_ids = '{}' AND allowed_group_ids = '{}' AND %(unrestricted_visible)s)
+           OR allowed_user_ids && %(user_ids)s::text[]
+           OR allowed_group_ids && %(group_ids)s::text[]
+    ) AS document_ids
 ),
+-- The access filter is a scalar subquery (computed once), not a join: a join would stop the
+-- planner from walking the HNSW index in distance order.
 vector_candidates AS MATERIALIZED (
     SELECT c.id, c.embedding <=> %(embedding)s::vector AS distance
     FROM chunks c
     WHERE %(use_vectors)s AND c.embedding IS NOT NULL
-      AND c.document_id IN (SELECT id FROM visible_documents)
+      AND (%(see_all)s OR c.document_id = ANY ((SELECT document_ids FROM visible)::bigint[]))
     ORDER BY c.embedding <=> %(embedding)s::vector
     LIMIT %(candidates)s
 ),
 vector_ranked AS (
     SELECT id, row_number() OVER (ORDER BY distance, id) AS rank FROM vector_candidates
 ),
-text_query AS (
-    SELECT plainto_tsquery('english', %(query)s) AS all_words,
-           replace(plainto_tsquery('english', %(query)s)::text, ' & ', ' | ')::tsquery AS any_word
+-- Full text, one bounded lookup per query word (GIN cannot stop a single lookup early):
+-- gin_fuzzy_search_limit (set per connection) caps what a very common word yields, LIMIT caps
+-- what each word contributes, and chunks holding all the words are looked up too.
+query_words AS (
+    SELECT DISTINCT plainto_tsquery('simple', word.lexeme) AS word_query
+    FROM unnest(to_tsvector('english', %(query)s)) AS word
+    WHERE %(use_text)s
+    LIMIT %(max_query_words)s
 ),
-text_matches AS MATERIALIZED (
-    SELECT id, min(priority) AS priority FROM (
-        (SELECT c.id, 1 AS priority FROM chunks c, text_query q
-         WHERE %(use_text)s AND c.search_vector @@ q.all_words
-           AND c.document_id IN (SELECT id FROM visible_documents)
-         LIMIT %(text_limit)s)
-        UNION ALL
-        (SELECT c.id, 2 AS priority FROM chunks c, text_query q
-         WHERE %(use_text)s AND c.search_vector @@ q.any_word
-           AND c.document_id IN (SELECT id FROM visible_documents)
-         LIMIT %(text_limit)s)
-    ) matches
-    GROUP BY id
-    ORDER BY priority
-    LIMIT %(text_limit)s
+word_matches AS MATERIALIZED (
+    SELECT w.word_query, m.id
+    FROM query_words w
+    CROSS JOIN LATERAL (
+        SELECT c.id FROM chunks c
+        WHERE c.search_vector @@ w.word_query
+          AND (%(see_all)s OR c.document_id = ANY ((SELECT document_ids FROM visible)::bigint[]))
+        LIMIT %(text_limit)s
+    ) m
+),
+-- A rarer word (fewer matches) weighs more, like inverse document frequency.
+word_weights AS MATERIALIZED (
+    SELECT word_query, ln(1 + %(text_limit)s::float8 / count(*)) AS weight
+    FROM word_matches GROUP BY word_query
+),
+text_candidates AS MATERIALIZED (
+    SELECT id FROM word_matches
+    UNION
+    (SELECT c.id FROM chunks c
+     WHERE %(use_text)s AND c.search_vector @@ plainto_tsquery('english', %(query)s)
+       AND (%(see_all)s OR c.document_id = ANY ((SELECT document_ids FROM visible)::bigint[]))
+     LIMIT %(text_limit)s)
 ),
 text_ranked AS (
-    SELECT c.id, row_number() OVER (ORDER BY ts_rank_cd(c.search_vector, q.any_word) DESC, c.id) AS rank
-    FROM text_matches m JOIN chunks c ON c.id = m.id, text_query q
+    SELECT t.id, row_number() OVER (ORDER BY score.total DESC, t.id) AS rank
+    FROM text_candidates t
+    JOIN chunks c ON c.id = t.id
+    CROSS JOIN LATERAL (
+        SELECT sum(w.weight) AS total FROM word_weights w WHERE c.search_vector @@ w.word_query
+    ) score
     ORDER BY rank
     LIMIT %(candidates)s
 ),
@@ -128,10 +150,13 @@ class Searcher:
             "query": request.query,
             "candidates": max(self.candidates, request.top),
             "text_limit": self.text_limit,
+            "max_query_words": MAX_QUERY_WORDS,
             "rrf_k": RRF_K,
             "minimum_score": request.minimum_score,
             "top": request.top,
         }
         async with self.database.connection() as conn:
-            rows = await (await conn.execute(HYBRID_SEARCH_SQL, parameters)).fetchall()
+            # prepare=False: plan with the actual values every time. A generic (prepared) plan cannot
+            # fold the on/off switches above and may scan every chunk instead of the HNSW index.
+            rows = await (await conn.execute(HYBRID_SEARCH_SQL, parameters, prepare=False)).fetchall()
         return [SearchResult(*row) for row in rows]
