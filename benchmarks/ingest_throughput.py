@@ -44,13 +44,17 @@ class StandInEmbeddings:
         self.vectors = [[rng.random() - 0.5 for _ in range(dimensions)] for _ in range(distinct_vectors)]
 
     async def embed(self, texts: list[str]) -> list[list[float]]:
-        return [self.vectors[int.from_bytes(hashlib.blake2b(t.encode(), digest_size=4).digest(), "little")
-                             % len(self.vectors)] for t in texts]
+        return [
+            self.vectors[
+                int.from_bytes(hashlib.blake2b(t.encode(), digest_size=4).digest(), "little") % len(self.vectors)
+            ]
+            for t in texts
+        ]
 
 
 def write_corpus(folder: Path, files: int, words: ZipfWords) -> None:
     for number in range(files):
-        paragraphs = ["# Document %d" % number] + [
+        paragraphs = [f"# Document {number}"] + [
             " ".join(words.draw(words.rng.randint(40, 80))) + "." for _ in range(60)
         ]
         (folder / f"doc-{number:04d}.md").write_text("\n\n".join(paragraphs))
@@ -67,13 +71,21 @@ async def main(argv: list[str] | None = None) -> int:
         corpus = workspace / "corpus"
         corpus.mkdir()
         write_corpus(corpus, arguments.files, ZipfWords(vocabulary(30_000), random.Random(3)))
-        settings = dataclasses.replace(Settings(), embedding_dimensions=arguments.dimensions,
-                                       database_url=start_embedded_postgres(workspace / "db"))
+        settings = dataclasses.replace(
+            Settings(),
+            embedding_dimensions=arguments.dimensions,
+            database_url=start_embedded_postgres(workspace / "db"),
+        )
         database = Database(settings)
         await database.open()
         try:
-            ingestor = Ingestor(database, StandInEmbeddings(arguments.dimensions).embed, "stand-in",
-                                settings.chunk_size, settings.chunk_overlap)
+            ingestor = Ingestor(
+                database,
+                StandInEmbeddings(arguments.dimensions).embed,
+                "stand-in",
+                settings.chunk_size,
+                settings.chunk_overlap,
+            )
             started = time.perf_counter()
             report = await ingestor.ingest_paths([corpus])
             elapsed = time.perf_counter() - started
@@ -84,9 +96,11 @@ async def main(argv: list[str] | None = None) -> int:
             await database.close()
         assert not report.failed, report.summary()
         rate = report.chunks_written / elapsed
-        print(f"{len(report.added)} files, {report.chunks_written} chunks of ~{settings.chunk_size} characters,"
-              f" {arguments.dimensions} dimensions: {elapsed:.1f}s = {rate:,.0f} chunks/s"
-              f" (target >= 1,000: {'met' if rate >= 1000 else 'NOT met'})")
+        print(
+            f"{len(report.added)} files, {report.chunks_written} chunks of ~{settings.chunk_size} characters,"
+            f" {arguments.dimensions} dimensions: {elapsed:.1f}s = {rate:,.0f} chunks/s"
+            f" (target >= 1,000: {'met' if rate >= 1000 else 'NOT met'})"
+        )
         print(f"re-ingesting the unchanged files: {len(second.unchanged)} skipped in {unchanged_elapsed:.2f}s")
     finally:
         stop_embedded_postgres(workspace / "db")

@@ -32,20 +32,239 @@ from apps.chat.search import Searcher, SearchRequest
 from apps.chat.settings import load_settings
 
 # Common English content words, roughly by frequency (stop words are left out: full-text search drops them).
-COMMON_WORDS = """time year people way day man thing woman life child world school state family student group
-country problem hand part place case week company system program question work government number night point
-home water room mother area money story fact month lot right study book eye job word business issue side kind
-head house service friend father power hour game line end member law car city community name president team
-minute idea kid body information back parent face others level office door health person art war history party
-result change morning reason research girl guy moment air teacher force education foot boy age policy process
-music market sense nation plan college interest death experience effect use class control care field development
-role effort rate heart drug show leader light voice wife police mind price report decision son view relationship
-town road arm difference value building action model season society tax director position player record paper
-space ground form event official matter center couple site project activity star table need court oil situation
-cost industry figure street image phone data picture practice piece land product doctor wall patient worker news
-test movie north love support technology step baby computer type attention film tree source organization hair
-window evidence population site university training security network account contract budget manager customer
-employee salary vacation travel expense receipt approval laptop encryption parking meeting deadline invoice""".split()
+COMMON_WORDS = [
+    "time",
+    "year",
+    "people",
+    "way",
+    "day",
+    "man",
+    "thing",
+    "woman",
+    "life",
+    "child",
+    "world",
+    "school",
+    "state",
+    "family",
+    "student",
+    "group",
+    "country",
+    "problem",
+    "hand",
+    "part",
+    "place",
+    "case",
+    "week",
+    "company",
+    "system",
+    "program",
+    "question",
+    "work",
+    "government",
+    "number",
+    "night",
+    "point",
+    "home",
+    "water",
+    "room",
+    "mother",
+    "area",
+    "money",
+    "story",
+    "fact",
+    "month",
+    "lot",
+    "right",
+    "study",
+    "book",
+    "eye",
+    "job",
+    "word",
+    "business",
+    "issue",
+    "side",
+    "kind",
+    "head",
+    "house",
+    "service",
+    "friend",
+    "father",
+    "power",
+    "hour",
+    "game",
+    "line",
+    "end",
+    "member",
+    "law",
+    "car",
+    "city",
+    "community",
+    "name",
+    "president",
+    "team",
+    "minute",
+    "idea",
+    "kid",
+    "body",
+    "information",
+    "back",
+    "parent",
+    "face",
+    "others",
+    "level",
+    "office",
+    "door",
+    "health",
+    "person",
+    "art",
+    "war",
+    "history",
+    "party",
+    "result",
+    "change",
+    "morning",
+    "reason",
+    "research",
+    "girl",
+    "guy",
+    "moment",
+    "air",
+    "teacher",
+    "force",
+    "education",
+    "foot",
+    "boy",
+    "age",
+    "policy",
+    "process",
+    "music",
+    "market",
+    "sense",
+    "nation",
+    "plan",
+    "college",
+    "interest",
+    "death",
+    "experience",
+    "effect",
+    "use",
+    "class",
+    "control",
+    "care",
+    "field",
+    "development",
+    "role",
+    "effort",
+    "rate",
+    "heart",
+    "drug",
+    "show",
+    "leader",
+    "light",
+    "voice",
+    "wife",
+    "police",
+    "mind",
+    "price",
+    "report",
+    "decision",
+    "son",
+    "view",
+    "relationship",
+    "town",
+    "road",
+    "arm",
+    "difference",
+    "value",
+    "building",
+    "action",
+    "model",
+    "season",
+    "society",
+    "tax",
+    "director",
+    "position",
+    "player",
+    "record",
+    "paper",
+    "space",
+    "ground",
+    "form",
+    "event",
+    "official",
+    "matter",
+    "center",
+    "couple",
+    "site",
+    "project",
+    "activity",
+    "star",
+    "table",
+    "need",
+    "court",
+    "oil",
+    "situation",
+    "cost",
+    "industry",
+    "figure",
+    "street",
+    "image",
+    "phone",
+    "data",
+    "picture",
+    "practice",
+    "piece",
+    "land",
+    "product",
+    "doctor",
+    "wall",
+    "patient",
+    "worker",
+    "news",
+    "test",
+    "movie",
+    "north",
+    "love",
+    "support",
+    "technology",
+    "step",
+    "baby",
+    "computer",
+    "type",
+    "attention",
+    "film",
+    "tree",
+    "source",
+    "organization",
+    "hair",
+    "window",
+    "evidence",
+    "population",
+    "site",
+    "university",
+    "training",
+    "security",
+    "network",
+    "account",
+    "contract",
+    "budget",
+    "manager",
+    "customer",
+    "employee",
+    "salary",
+    "vacation",
+    "travel",
+    "expense",
+    "receipt",
+    "approval",
+    "laptop",
+    "encryption",
+    "parking",
+    "meeting",
+    "deadline",
+    "invoice",
+]
 
 CHUNKS_PER_DOCUMENT = 100
 
@@ -91,14 +310,16 @@ async def build_data_set(database: Database, chunks: int, dimensions: int, words
         await conn.execute("DROP INDEX IF EXISTS chunks_embedding_idx")
         await conn.execute("DROP INDEX IF EXISTS chunks_search_vector_idx")
         documents = (chunks + CHUNKS_PER_DOCUMENT - 1) // CHUNKS_PER_DOCUMENT
-        async with conn.cursor() as cursor, cursor.copy(
-            "COPY documents (id, source, title, content_hash) FROM STDIN"
-        ) as copy:
+        async with (
+            conn.cursor() as cursor,
+            cursor.copy("COPY documents (id, source, title, content_hash) FROM STDIN") as copy,
+        ):
             for number in range(documents):
                 await copy.write_row((number + 1, f"bench/doc-{number}.md", f"Document {number}", "bench"))
-        async with conn.cursor() as cursor, cursor.copy(
-            "COPY chunks (document_id, ordinal, page, content) FROM STDIN"
-        ) as copy:
+        async with (
+            conn.cursor() as cursor,
+            cursor.copy("COPY chunks (document_id, ordinal, page, content) FROM STDIN") as copy,
+        ):
             for number in range(chunks):
                 text = " ".join(words.draw(words.rng.randint(60, 120)))
                 await copy.write_row((number // CHUNKS_PER_DOCUMENT + 1, number % CHUNKS_PER_DOCUMENT, 1, text))
@@ -127,7 +348,9 @@ def start_local_server(data_dir: Path, shared_buffers: str) -> str:
 
     uri = start_embedded_postgres(data_dir)
     with psycopg.connect(uri, autocommit=True) as conn:
-        current = conn.execute("SELECT setting::bigint * 8192 FROM pg_settings WHERE name = 'shared_buffers'").fetchone()[0]
+        current = conn.execute(
+            "SELECT setting::bigint * 8192 FROM pg_settings WHERE name = 'shared_buffers'"
+        ).fetchone()[0]
         wanted = conn.execute("SELECT pg_size_bytes(%s)", (shared_buffers,)).fetchone()[0]
         if current == wanted:
             return uri
@@ -158,9 +381,13 @@ async def match_counts(database: Database, queries: list[str]) -> list[int]:
     async with database.connection() as conn:
         counts = []
         for text in queries:
-            row = await (await conn.execute(
-                "SELECT count(*) FROM chunks WHERE search_vector @@"
-                " replace(plainto_tsquery('english', %s)::text, ' & ', ' | ')::tsquery", (text,))).fetchone()
+            row = await (
+                await conn.execute(
+                    "SELECT count(*) FROM chunks WHERE search_vector @@"
+                    " replace(plainto_tsquery('english', %s)::text, ' & ', ' | ')::tsquery",
+                    (text,),
+                )
+            ).fetchone()
             counts.append(row[0])
         return counts
 
@@ -177,15 +404,21 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=5)
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/chat-search-benchmark"))
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--shared-buffers", default="1GB",
-                        help="PostgreSQL shared_buffers for the local server (a managed server sets its own)")
+    parser.add_argument(
+        "--shared-buffers",
+        default="1GB",
+        help="PostgreSQL shared_buffers for the local server (a managed server sets its own)",
+    )
     arguments = parser.parse_args(argv)
 
     rng = random.Random(arguments.seed)
     words = ZipfWords(vocabulary(30_000), rng)
     data_dir = arguments.data_dir / f"{arguments.chunks}-{arguments.dimensions}"
     settings = dataclasses.replace(
-        load_settings(), embedding_dimensions=arguments.dimensions, db_pool_min_size=1, db_pool_max_size=2,
+        load_settings(),
+        embedding_dimensions=arguments.dimensions,
+        db_pool_min_size=1,
+        db_pool_max_size=2,
         database_url=start_local_server(data_dir, arguments.shared_buffers),
     )
     database = Database(settings)
@@ -193,17 +426,25 @@ async def main(argv: list[str] | None = None) -> int:
     try:
         await build_data_set(database, arguments.chunks, arguments.dimensions, words)
         searcher = Searcher(database, settings.search_candidates, settings.text_search_candidate_limit)
-        queries = [(" ".join(words.distinct(rng.randint(2, 5))), random_vector(rng, arguments.dimensions))
-                   for _ in range(arguments.queries)]
+        queries = [
+            (" ".join(words.distinct(rng.randint(2, 5))), random_vector(rng, arguments.dimensions))
+            for _ in range(arguments.queries)
+        ]
         matches = await match_counts(database, [text for text, _ in queries[:200]])
-        print(f"queries like {queries[0][0]!r}, {queries[1][0]!r}; chunks matching any query word:"
-              f" median {statistics.median(matches):.0f}, max {max(matches)} (first 200 queries)")
+        print(
+            f"queries like {queries[0][0]!r}, {queries[1][0]!r}; chunks matching any query word:"
+            f" median {statistics.median(matches):.0f}, max {max(matches)} (first 200 queries)"
+        )
         await measure(searcher, "hybrid", queries[:50], arguments.top)  # warm caches and prepared statements
-        print(f"{arguments.chunks} chunks, {arguments.dimensions} dimensions, {len(queries)} queries, top {arguments.top}, one client")
+        print(
+            f"{arguments.chunks} chunks, {arguments.dimensions} dimensions, {len(queries)} queries, top {arguments.top}, one client"
+        )
         for mode in ("hybrid", "text", "vectors"):
             timings = await measure(searcher, mode, queries, arguments.top)
-            print(f"  {mode:8s} p50 {percentile(timings, 0.50):6.2f} ms   p95 {percentile(timings, 0.95):6.2f} ms"
-                  f"   p99 {percentile(timings, 0.99):6.2f} ms")
+            print(
+                f"  {mode:8s} p50 {percentile(timings, 0.50):6.2f} ms   p95 {percentile(timings, 0.95):6.2f} ms"
+                f"   p99 {percentile(timings, 0.99):6.2f} ms"
+            )
             if mode == "hybrid":
                 hybrid = timings
         ok = percentile(hybrid, 0.95) <= 20 and percentile(hybrid, 0.99) <= 50

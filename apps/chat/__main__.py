@@ -18,10 +18,20 @@ def _parser() -> argparse.ArgumentParser:
 
     ingest = commands.add_parser("ingest", help="add or update documents (PDF, Markdown, HTML, text)")
     ingest.add_argument("paths", nargs="+", type=Path, help="files or folders")
-    ingest.add_argument("--user-id", action="append", default=[], metavar="ID",
-                        help="only this user (Entra object id) may read these documents; repeatable")
-    ingest.add_argument("--group-id", action="append", default=[], metavar="ID",
-                        help="members of this Entra group may read these documents; repeatable")
+    ingest.add_argument(
+        "--user-id",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="only this user (Entra object id) may read these documents; repeatable",
+    )
+    ingest.add_argument(
+        "--group-id",
+        action="append",
+        default=[],
+        metavar="ID",
+        help="members of this Entra group may read these documents; repeatable",
+    )
 
     serve = commands.add_parser("serve", help="run the web app")
     serve.add_argument("--port", type=int, default=None, help="default: $PORT, $WEBSITES_PORT or 8000")

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import psycopg
 from fastapi import FastAPI, Query, Request
@@ -216,8 +217,14 @@ def _add_routes(app: FastAPI, services: AppServices) -> None:
             "query": q,
             "retrieval_mode": mode,
             "results": [
-                {"title": r.title, "source": r.source, "page": r.page, "citation": r.citation,
-                 "snippet": r.content[:300], "score": r.score}
+                {
+                    "title": r.title,
+                    "source": r.source,
+                    "page": r.page,
+                    "citation": r.citation,
+                    "snippet": r.content[:300],
+                    "score": r.score,
+                }
                 for r in results
             ],
         }
@@ -226,8 +233,11 @@ def _add_routes(app: FastAPI, services: AppServices) -> None:
     async def healthz():
         database = await services.database.status()
         healthy = database["status"] == "ok"
-        body = {"status": "ok" if healthy else "unhealthy", "database": database,
-                "model": "configured" if services.model else "not configured"}
+        body = {
+            "status": "ok" if healthy else "unhealthy",
+            "database": database,
+            "model": "configured" if services.model else "not configured",
+        }
         return JSONResponse(body, status_code=200 if healthy else 503)
 
     @app.get("/", include_in_schema=False)

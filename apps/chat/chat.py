@@ -6,14 +6,15 @@ Request and response shapes follow the Microsoft AI Chat Protocol (2024-05-29).
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .access import Caller, access_filter
 from .model_client import ModelClient
-from .search import SearchRequest, SearchResult, Searcher
+from .search import Searcher, SearchRequest, SearchResult
 from .settings import Settings
 
 NO_MODEL_NOTICE = (
@@ -172,7 +173,9 @@ class ChatService:
                 query=query,
                 top=overrides.top or self.settings.search_top,
                 minimum_score=(
-                    overrides.minimum_score if overrides.minimum_score is not None else self.settings.search_minimum_score
+                    overrides.minimum_score
+                    if overrides.minimum_score is not None
+                    else self.settings.search_minimum_score
                 ),
                 retrieval_mode=mode,
                 embedding=embedding,
@@ -188,10 +191,17 @@ class ChatService:
         query = request.messages[-1].content
         results, mode = await self.search(query, caller, overrides)
         thoughts = [
-            {"title": "Search query", "description": query,
-             "props": {"retrieval_mode": mode, "top": overrides.top or self.settings.search_top}},
-            {"title": "Search results",
-             "description": [{"citation": r.citation, "title": r.title, "score": round(r.score, 6)} for r in results]},
+            {
+                "title": "Search query",
+                "description": query,
+                "props": {"retrieval_mode": mode, "top": overrides.top or self.settings.search_top},
+            },
+            {
+                "title": "Search results",
+                "description": [
+                    {"citation": r.citation, "title": r.title, "score": round(r.score, 6)} for r in results
+                ],
+            },
             {"title": "Model", "description": self.settings.chat_model if self.model else "none configured"},
         ]
         context = {"data_points": {"text": [result.data_point for result in results]}, "thoughts": thoughts}
@@ -271,8 +281,10 @@ def passages_answer(results: list[SearchResult]) -> str:
         return f"{NO_MODEL_NOTICE}\n\n{NO_RESULTS_NOTICE}"
     passages = []
     for result in results:
-        preview = result.content if len(result.content) <= PASSAGE_PREVIEW_CHARS else (
-            result.content[:PASSAGE_PREVIEW_CHARS].rsplit(" ", 1)[0] + " ..."
+        preview = (
+            result.content
+            if len(result.content) <= PASSAGE_PREVIEW_CHARS
+            else (result.content[:PASSAGE_PREVIEW_CHARS].rsplit(" ", 1)[0] + " ...")
         )
         passages.append(f"- {preview} [{result.citation}]")
     return NO_MODEL_NOTICE + "\n\n" + "\n".join(passages)

@@ -10,12 +10,43 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-SUPPORTED_SUFFIXES = {".pdf": "pdf", ".md": "markdown", ".markdown": "markdown", ".html": "html",
-                      ".htm": "html", ".txt": "text", ".text": "text", ".rst": "text"}
+SUPPORTED_SUFFIXES = {
+    ".pdf": "pdf",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".html": "html",
+    ".htm": "html",
+    ".txt": "text",
+    ".text": "text",
+    ".rst": "text",
+}
 
 
-BLOCK_TAGS = ["p", "div", "section", "article", "li", "dt", "dd", "tr", "pre", "blockquote",
-              "h1", "h2", "h3", "h4", "h5", "h6", "title", "table", "ul", "ol", "dl", "header", "footer"]
+BLOCK_TAGS = [
+    "p",
+    "div",
+    "section",
+    "article",
+    "li",
+    "dt",
+    "dd",
+    "tr",
+    "pre",
+    "blockquote",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "title",
+    "table",
+    "ul",
+    "ol",
+    "dl",
+    "header",
+    "footer",
+]
 
 
 class DocumentError(ValueError):

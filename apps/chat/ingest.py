@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Awaitable, Callable, Iterable, Sequence
 
 from pgvector import Vector
 
@@ -62,8 +62,11 @@ def find_source_files(paths: Iterable[Path], report: IngestReport) -> list[Sourc
     for given in paths:
         if given.is_dir():
             candidates = sorted(
-                p for p in given.rglob("*")
-                if p.is_file() and is_supported(p) and not any(part.startswith(".") for part in p.relative_to(given).parts)
+                p
+                for p in given.rglob("*")
+                if p.is_file()
+                and is_supported(p)
+                and not any(part.startswith(".") for part in p.relative_to(given).parts)
             )
         elif given.is_file():
             candidates = [given]
@@ -136,7 +139,7 @@ class Ingestor:
         embeddings = await self.embed([c.content for c in chunks]) if self.embed else [None] * len(chunks)
         rows = [
             (chunk.ordinal, chunk.page, chunk.content, Vector(vector) if vector is not None else None)
-            for chunk, vector in zip(chunks, embeddings)
+            for chunk, vector in zip(chunks, embeddings, strict=True)
         ]
         await self._replace_document(source, parsed.title, content_hash, access, rows)
         (report.replaced if existing else report.added).append(source)
@@ -172,9 +175,12 @@ class Ingestor:
             )
             (document_id,) = await cursor.fetchone()
             await conn.execute("DELETE FROM chunks WHERE document_id = %s", (document_id,))
-            async with conn.cursor() as cursor, cursor.copy(
-                "COPY chunks (document_id, ordinal, page, content, embedding) FROM STDIN WITH (FORMAT BINARY)"
-            ) as copy:
+            async with (
+                conn.cursor() as cursor,
+                cursor.copy(
+                    "COPY chunks (document_id, ordinal, page, content, embedding) FROM STDIN WITH (FORMAT BINARY)"
+                ) as copy,
+            ):
                 copy.set_types(["int8", "int4", "int4", "text", "vector"])
                 for row in rows:
                     await copy.write_row((document_id, *row))

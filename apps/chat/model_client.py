@@ -12,7 +12,8 @@ import asyncio
 import email.utils
 import logging
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable, TypeVar
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
 
 import openai
 
@@ -63,13 +64,15 @@ def _is_retryable(error: Exception) -> bool:
 
 
 class ModelClient:
-    def __init__(self, settings: Settings, openai_client: Any, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep):
+    def __init__(
+        self, settings: Settings, openai_client: Any, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    ):
         self.settings = settings
         self.client = openai_client
         self._sleep = sleep
 
     @classmethod
-    def from_settings(cls, settings: Settings, credential: TokenCredential | None = None) -> "ModelClient | None":
+    def from_settings(cls, settings: Settings, credential: TokenCredential | None = None) -> ModelClient | None:
         """The configured client, or None when no model endpoint is configured."""
         common = dict(max_retries=0, timeout=settings.model_timeout_seconds)  # retries are ours, below
         if settings.azure_openai_endpoint:

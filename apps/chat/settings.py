@@ -8,9 +8,9 @@ The README next to this file lists every variable with local and Azure values.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 from urllib.parse import urlparse
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -223,9 +223,7 @@ def _contradictions(values: dict) -> list[str]:
     if values["database_url"] and values["postgres_host"]:
         errors.append("set either DATABASE_URL (password or local) or POSTGRES_HOST (Entra token), not both")
     if values["postgres_host"] and not values["postgres_user"]:
-        errors.append(
-            "POSTGRES_USER is required with POSTGRES_HOST: the Entra principal name the app signs in as"
-        )
+        errors.append("POSTGRES_USER is required with POSTGRES_HOST: the Entra principal name the app signs in as")
     if values["azure_openai_endpoint"] and values["openai_base_url"]:
         errors.append("set either AZURE_OPENAI_ENDPOINT or OPENAI_BASE_URL, not both")
     if values["azure_openai_endpoint"] and values["openai_api_key"]:

@@ -105,6 +105,7 @@ def make_settings(database_url, fake_openai):
             chunk_size=400,
             chunk_overlap=50,
             ingest_sample_corpus=False,
+            db_pool_timeout_seconds=3.0,
         )
         return dataclasses.replace(base, **changes)
 

@@ -24,9 +24,9 @@ import struct
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
 
 WORD = re.compile(r"[a-z0-9]+")
 SOURCE_LINE = re.compile(r"^(\S+#page=\d+): ", re.MULTILINE)
@@ -91,7 +91,7 @@ class FakeOpenAI:
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-openai", daemon=True)
 
     # Lifecycle.
-    def start(self) -> "FakeOpenAI":
+    def start(self) -> FakeOpenAI:
         self._thread.start()
         return self
 
@@ -100,7 +100,7 @@ class FakeOpenAI:
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> "FakeOpenAI":
+    def __enter__(self) -> FakeOpenAI:
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -199,20 +199,33 @@ def _make_handler(fake: FakeOpenAI):
                 {"object": "embedding", "index": i, "embedding": encode(fake_embedding(text, dimensions))}
                 for i, text in enumerate(inputs)
             ]
-            self._send_json(200, {"object": "list", "data": data, "model": body.get("model", "fake"),
-                                  "usage": {"prompt_tokens": 0, "total_tokens": 0}})
+            self._send_json(
+                200,
+                {
+                    "object": "list",
+                    "data": data,
+                    "model": body.get("model", "fake"),
+                    "usage": {"prompt_tokens": 0, "total_tokens": 0},
+                },
+            )
 
         def _chat(self, body: dict) -> None:
             reply = fake.state.reply(body.get("messages") or [])
             if body.get("stream"):
                 return self._stream(body, reply)
-            self._send_json(200, {
-                "id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()),
-                "model": body.get("model", "fake"),
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": reply},
-                             "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-            })
+            self._send_json(
+                200,
+                {
+                    "id": "chatcmpl-fake",
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": body.get("model", "fake"),
+                    "choices": [
+                        {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
+                    ],
+                    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
+                },
+            )
 
         def _stream(self, body: dict, reply: str) -> None:
             self.send_response(200)
@@ -222,9 +235,15 @@ def _make_handler(fake: FakeOpenAI):
             pieces = re.findall(r"\S+\s*", reply) * fake.state.stream_repeat
             try:
                 for piece in pieces:
-                    self._write_event({"id": "chatcmpl-fake", "object": "chat.completion.chunk",
-                                       "created": int(time.time()), "model": body.get("model", "fake"),
-                                       "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]})
+                    self._write_event(
+                        {
+                            "id": "chatcmpl-fake",
+                            "object": "chat.completion.chunk",
+                            "created": int(time.time()),
+                            "model": body.get("model", "fake"),
+                            "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}],
+                        }
+                    )
                     if fake.state.stream_delay:
                         time.sleep(fake.state.stream_delay)
                 self._write_chunk(b"data: [DONE]\n\n")

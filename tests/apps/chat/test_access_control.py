@@ -49,12 +49,19 @@ def ingest_private_corpus(settings, folders):
 
 
 def visible_sources(app, headers: dict[str, str], mode: str = "hybrid") -> set[str]:
-    search = httpx.get(app.base_url + "/api/search", params={"q": "salary review", "top": 10, "retrieval_mode": mode},
-                       headers=headers, timeout=30)
+    search = httpx.get(
+        app.base_url + "/api/search",
+        params={"q": "salary review", "top": 10, "retrieval_mode": mode},
+        headers=headers,
+        timeout=30,
+    )
     assert search.status_code == 200, search.text
-    chat = httpx.post(app.base_url + "/chat", json={"messages": [{"role": "user", "content": "salary review"}],
-                                                     "context": {"overrides": {"top": 10}}},
-                      headers=headers, timeout=30).json()
+    chat = httpx.post(
+        app.base_url + "/chat",
+        json={"messages": [{"role": "user", "content": "salary review"}], "context": {"overrides": {"top": 10}}},
+        headers=headers,
+        timeout=30,
+    ).json()
     from_search = {r["source"].split("/")[0] for r in search.json()["results"]}
     from_chat = {text.split("/")[0] for text in chat["context"]["data_points"]["text"]}
     cited = {c.split("/")[0] for c in _citations(chat["message"]["content"])}
@@ -82,10 +89,17 @@ def test_overrides_cannot_switch_the_filters_off(make_settings, private_corpus, 
     settings = make_settings(auth_mode="app_service")
     ingest_private_corpus(settings, private_corpus)
     with serve_app(settings) as app:
-        body = httpx.post(app.base_url + "/chat", headers=identity_headers(ALICE), timeout=30, json={
-            "messages": [{"role": "user", "content": "salary review"}],
-            "context": {"overrides": {"use_oid_security_filter": False, "use_groups_security_filter": False, "top": 10}},
-        }).json()
+        body = httpx.post(
+            app.base_url + "/chat",
+            headers=identity_headers(ALICE),
+            timeout=30,
+            json={
+                "messages": [{"role": "user", "content": "salary review"}],
+                "context": {
+                    "overrides": {"use_oid_security_filter": False, "use_groups_security_filter": False, "top": 10}
+                },
+            },
+        ).json()
     assert {text.split("/")[0] for text in body["context"]["data_points"]["text"]} == {"alice", "public"}
 
 
@@ -110,7 +124,10 @@ def test_app_service_mode_requires_an_identity(make_settings, private_corpus, se
     ingest_private_corpus(settings, private_corpus)
     with serve_app(settings) as app:
         missing = httpx.post(app.base_url + "/chat", json={"messages": [{"role": "user", "content": "hi"}]})
-        malformed = httpx.get(app.base_url + "/api/search", params={"q": "salary"},
-                              headers={"X-MS-CLIENT-PRINCIPAL-ID": ALICE, "X-MS-CLIENT-PRINCIPAL": "%%%not base64"})
+        malformed = httpx.get(
+            app.base_url + "/api/search",
+            params={"q": "salary"},
+            headers={"X-MS-CLIENT-PRINCIPAL-ID": ALICE, "X-MS-CLIENT-PRINCIPAL": "%%%not base64"},
+        )
     assert missing.status_code == 401 and "sign-in required" in missing.json()["error"]
     assert malformed.status_code == 401 and "X-MS-CLIENT-PRINCIPAL" in malformed.json()["error"].upper()

@@ -57,8 +57,11 @@ def test_citations_of_sources_that_were_not_retrieved_are_removed(chat_app, fake
 
 
 def test_overrides_reach_the_model(chat_app, fake_openai):
-    ask(chat_app, "parking", context={"overrides": {
-        "temperature": 0.2, "seed": 42, "prompt_template": ">>>Answer in French.", "top": 2}})
+    ask(
+        chat_app,
+        "parking",
+        context={"overrides": {"temperature": 0.2, "seed": 42, "prompt_template": ">>>Answer in French.", "top": 2}},
+    )
 
     request = fake_openai.requests_to("/chat/completions")[-1].body
     assert request["temperature"] == 0.2 and request["seed"] == 42
@@ -68,10 +71,13 @@ def test_overrides_reach_the_model(chat_app, fake_openai):
 
 
 def test_followup_questions_are_moved_to_the_context(chat_app, fake_openai):
-    fake_openai.state.reply = lambda m: "Seven in the morning [corpus/parking.md#page=1].\n<<Where are the bicycle racks?>>\n<<Is parking free?>>"
+    fake_openai.state.reply = lambda m: (
+        "Seven in the morning [corpus/parking.md#page=1].\n<<Where are the bicycle racks?>>\n<<Is parking free?>>"
+    )
 
-    body = ask(chat_app, "When does the car park open?",
-               context={"overrides": {"suggest_followup_questions": True}}).json()
+    body = ask(
+        chat_app, "When does the car park open?", context={"overrides": {"suggest_followup_questions": True}}
+    ).json()
 
     assert body["message"]["content"] == "Seven in the morning [corpus/parking.md#page=1]."
     assert body["context"]["followup_questions"] == ["Where are the bicycle racks?", "Is parking free?"]
@@ -105,12 +111,15 @@ def test_client_disconnect_stops_the_upstream_stream(chat_app, fake_openai):
     fake_openai.state.stream_delay = 0.05
     fake_openai.state.stream_repeat = 400  # about a minute of tokens if nobody stops it
 
-    with httpx.Client(timeout=30) as client:
-        with client.stream("POST", chat_app.base_url + "/chat/stream",
-                           json={"messages": [{"role": "user", "content": "vacation"}]}) as response:
-            lines = response.iter_lines()
-            next(lines)  # the context
-            next(lines)  # the first delta: the upstream stream is running
+    with (
+        httpx.Client(timeout=30) as client,
+        client.stream(
+            "POST", chat_app.base_url + "/chat/stream", json={"messages": [{"role": "user", "content": "vacation"}]}
+        ) as response,
+    ):
+        lines = response.iter_lines()
+        next(lines)  # the context
+        next(lines)  # the first delta: the upstream stream is running
     # Leaving the block closed the connection mid-stream.
 
     assert fake_openai.wait_for_disconnect(timeout=20), "the upstream request was not cancelled"
@@ -181,18 +190,31 @@ def test_retry_after_longer_than_allowed_fails_fast_with_retry_after(chat_app, f
         (b'{"messages": [{"role": "system", "content": "x"}]}', 400, "role"),
         (b'{"messages": [{"role": "user"}]}', 400, "content"),
         (b'{"messages": [{"role": "user", "content": "   "}]}', 400, "empty"),
-        (b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}]}', 400, "last message"),
+        (
+            b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x"}]}',
+            400,
+            "last message",
+        ),
         (b'{"messages": [{"role": "user", "content": "hi"}], "context": {"overrides": {"top": 0}}}', 400, "top"),
         (b'{"messages": [{"role": "user", "content": "hi"}], "context": {"overrides": {"top": 500}}}', 400, "top"),
-        (b'{"messages": [{"role": "user", "content": "hi"}], "context": {"overrides": {"retrieval_mode": "x"}}}', 400, "retrieval_mode"),
-        (b'{"messages": [{"role": "user", "content": "hi"}], "context": {"overrides": {"temperature": 9}}}', 400, "temperature"),
+        (
+            b'{"messages": [{"role": "user", "content": "hi"}], "context": {"overrides": {"retrieval_mode": "x"}}}',
+            400,
+            "retrieval_mode",
+        ),
+        (
+            b'{"messages": [{"role": "user", "content": "hi"}], "context": {"overrides": {"temperature": 9}}}',
+            400,
+            "temperature",
+        ),
         (b"\xff\xfe\x00", 400, "not valid JSON"),
     ],
 )
 @pytest.mark.parametrize("path", ["/chat", "/chat/stream"])
 def test_bad_requests_get_4xx_with_a_message(chat_app, path, body, status, message):
-    response = httpx.post(chat_app.base_url + path, content=body, timeout=30,
-                          headers={"content-type": "application/json"})
+    response = httpx.post(
+        chat_app.base_url + path, content=body, timeout=30, headers={"content-type": "application/json"}
+    )
 
     assert response.status_code == status
     assert message in response.json()["error"]
@@ -212,16 +234,23 @@ def test_limits_on_message_count_length_and_body_size(chat_app):
 
 
 def test_search_rejects_bad_parameters(chat_app):
-    for params, fragment in [({}, "q"), ({"q": ""}, "q"), ({"q": "   "}, "blank"), ({"q": "x", "top": "many"}, "top"),
-                             ({"q": "x", "top": 0}, "top"), ({"q": "x" * 1001}, "q")]:
+    for params, fragment in [
+        ({}, "q"),
+        ({"q": ""}, "q"),
+        ({"q": "   "}, "blank"),
+        ({"q": "x", "top": "many"}, "top"),
+        ({"q": "x", "top": 0}, "top"),
+        ({"q": "x" * 1001}, "q"),
+    ]:
         response = httpx.get(chat_app.base_url + "/api/search", params=params)
         assert response.status_code == 400, params
         assert fragment in response.json()["error"]
 
 
 def test_without_a_model_chat_returns_passages_and_says_so(make_settings, corpus_dir, serve_app):
-    from .conftest import ingest
     import asyncio
+
+    from .conftest import ingest
 
     settings = make_settings(openai_base_url=None)
     asyncio.run(ingest(settings, [corpus_dir]))

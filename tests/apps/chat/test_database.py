@@ -36,8 +36,11 @@ class RotatingCredential:
             self.scopes.extend(scopes)
             token = f"token-{len(self.scopes)}"
             with psycopg.connect(self.admin_uri, autocommit=True) as conn:
-                conn.execute(psycopg.sql.SQL("ALTER ROLE {} PASSWORD {}").format(
-                    psycopg.sql.Identifier(ENTRA_ROLE), psycopg.sql.Literal(token)))
+                conn.execute(
+                    psycopg.sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                        psycopg.sql.Identifier(ENTRA_ROLE), psycopg.sql.Literal(token)
+                    )
+                )
             return SimpleNamespace(token=token, expires_on=int(time.time() + self.lifetime_seconds))
 
 
@@ -49,8 +52,11 @@ def entra_database(postgres_server, database_url):
     with psycopg.connect(admin_uri, autocommit=True) as conn:
         if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (ENTRA_ROLE,)).fetchone():
             conn.execute(psycopg.sql.SQL("CREATE ROLE {} LOGIN").format(psycopg.sql.Identifier(ENTRA_ROLE)))
-        conn.execute(psycopg.sql.SQL("GRANT ALL ON DATABASE {} TO {}").format(
-            psycopg.sql.Identifier(dbname), psycopg.sql.Identifier(ENTRA_ROLE)))
+        conn.execute(
+            psycopg.sql.SQL("GRANT ALL ON DATABASE {} TO {}").format(
+                psycopg.sql.Identifier(dbname), psycopg.sql.Identifier(ENTRA_ROLE)
+            )
+        )
     with psycopg.connect(postgres_server.get_uri(dbname), autocommit=True) as conn:
         conn.execute(psycopg.sql.SQL("GRANT ALL ON SCHEMA public TO {}").format(psycopg.sql.Identifier(ENTRA_ROLE)))
         # As in Azure, the app's role is no superuser: an administrator creates the extension.
@@ -67,9 +73,14 @@ def entra_database(postgres_server, database_url):
 
 def entra_settings(entra_database, **changes) -> Settings:
     return dataclasses.replace(
-        Settings(postgres_host=entra_database.socket_dir, postgres_port=entra_database.port,
-                 postgres_database=entra_database.dbname, postgres_user=ENTRA_ROLE, postgres_sslmode="disable",
-                 embedding_dimensions=64),
+        Settings(
+            postgres_host=entra_database.socket_dir,
+            postgres_port=entra_database.port,
+            postgres_database=entra_database.dbname,
+            postgres_user=ENTRA_ROLE,
+            postgres_sslmode="disable",
+            embedding_dimensions=64,
+        ),
         **changes,
     )
 
@@ -96,8 +107,13 @@ def test_every_new_connection_gets_a_fresh_token_when_the_old_one_is_about_to_ex
     assert len(credential.scopes) >= 4  # migration connection + 2 pooled + at least one after the drain
     # The first token really is dead: only refreshing made the later connections possible.
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
-        psycopg.connect(host=entra_database.socket_dir, port=entra_database.port, dbname=entra_database.dbname,
-                        user=ENTRA_ROLE, password="token-1").close()
+        psycopg.connect(
+            host=entra_database.socket_dir,
+            port=entra_database.port,
+            dbname=entra_database.dbname,
+            user=ENTRA_ROLE,
+            password="token-1",
+        ).close()
 
 
 def test_a_valid_token_is_reused_across_connections(entra_database):
@@ -165,7 +181,9 @@ def test_health_check_reports_503_while_the_database_is_down_and_recovers(make_s
             healthy = httpx.get(app.base_url + "/healthz", timeout=30)
             pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=server.pgdata, user=server.system_user)
             down = httpx.get(app.base_url + "/healthz", timeout=30)
-            chat = httpx.post(app.base_url + "/chat", json={"messages": [{"role": "user", "content": "hi"}]}, timeout=30)
+            chat = httpx.post(
+                app.base_url + "/chat", json={"messages": [{"role": "user", "content": "hi"}]}, timeout=30
+            )
             server.ensure_postgres_running()
             recovered = httpx.get(app.base_url + "/healthz", timeout=30)
     finally:

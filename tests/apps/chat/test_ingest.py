@@ -102,7 +102,9 @@ def test_pdf_pages_are_kept(make_settings, tmp_path, database_url):
     assert "Overtime" in pages[1][1]
 
 
-def test_access_list_change_updates_permissions_without_reembedding(make_settings, corpus_dir, database_url, fake_openai):
+def test_access_list_change_updates_permissions_without_reembedding(
+    make_settings, corpus_dir, database_url, fake_openai
+):
     settings = make_settings()
     asyncio.run(ingest(settings, [corpus_dir / "parking.md"]))
     requests = len(fake_openai.requests_to("/embeddings"))
@@ -124,8 +126,10 @@ def make_pdf(page_texts: list[str]) -> bytes:
         stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET"
         objects.append(f"<< /Length {len(stream)} >>\nstream\n{stream}\nendstream")
         content_id = len(objects)
-        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {content_id} 0 R"
-                       " /Resources << /Font << /F1 3 0 R >> >> >>")
+        objects.append(
+            f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {content_id} 0 R"
+            " /Resources << /Font << /F1 3 0 R >> >> >>"
+        )
         kids.append(f"{len(objects)} 0 R")
     objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(kids)} >>"
     out = bytearray(b"%PDF-1.4\n")

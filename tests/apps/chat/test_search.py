@@ -50,8 +50,10 @@ def test_top_and_minimum_score_limit_results(chat_app):
     assert len(search(chat_app, "the", top=1, retrieval_mode="vectors").json()["results"]) == 1
     response = httpx.post(
         f"{chat_app.base_url}/chat",
-        json={"messages": [{"role": "user", "content": "vacation days"}],
-              "context": {"overrides": {"minimum_score": 0.0325, "top": 10}}},
+        json={
+            "messages": [{"role": "user", "content": "vacation days"}],
+            "context": {"overrides": {"minimum_score": 0.0325, "top": 10}},
+        },
         timeout=30,
     )
     data_points = response.json()["context"]["data_points"]["text"]

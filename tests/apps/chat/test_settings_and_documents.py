@@ -3,6 +3,7 @@ except for the ingest command)."""
 
 from __future__ import annotations
 
+import itertools
 import subprocess
 import sys
 from pathlib import Path
@@ -22,10 +23,15 @@ def test_defaults_mean_embedded_database_and_no_model():
 
 
 def test_azure_values_are_accepted():
-    settings = load_settings({
-        "POSTGRES_HOST": "db.postgres.database.azure.com", "POSTGRES_USER": "chat-identity",
-        "AZURE_OPENAI_ENDPOINT": "https://gateway.azure-api.net/", "AUTH_MODE": "app_service", "WEBSITES_PORT": "8080",
-    })
+    settings = load_settings(
+        {
+            "POSTGRES_HOST": "db.postgres.database.azure.com",
+            "POSTGRES_USER": "chat-identity",
+            "AZURE_OPENAI_ENDPOINT": "https://gateway.azure-api.net/",
+            "AUTH_MODE": "app_service",
+            "WEBSITES_PORT": "8080",
+        }
+    )
     assert settings.uses_entra_database_auth and settings.model_configured
     assert settings.azure_openai_endpoint == "https://gateway.azure-api.net"
     assert settings.port == 8080
@@ -33,14 +39,27 @@ def test_azure_values_are_accepted():
 
 def test_every_problem_is_reported_at_once_naming_the_variable():
     with pytest.raises(SettingsError) as error:
-        load_settings({
-            "SEARCH_TOP": "many", "CHUNK_SIZE": "10", "AUTH_MODE": "easy", "OPENAI_BASE_URL": "localhost:1234",
-            "POSTGRES_HOST": "db", "DATABASE_URL": "postgresql://x", "UNRESTRICTED_DOCUMENTS_VISIBLE": "maybe",
-        })
+        load_settings(
+            {
+                "SEARCH_TOP": "many",
+                "CHUNK_SIZE": "10",
+                "AUTH_MODE": "easy",
+                "OPENAI_BASE_URL": "localhost:1234",
+                "POSTGRES_HOST": "db",
+                "DATABASE_URL": "postgresql://x",
+                "UNRESTRICTED_DOCUMENTS_VISIBLE": "maybe",
+            }
+        )
     message = str(error.value)
-    for fragment in ["SEARCH_TOP must be a whole number", "CHUNK_SIZE must be between", "AUTH_MODE must be one of",
-                     "OPENAI_BASE_URL must be an http(s) URL", "either DATABASE_URL", "POSTGRES_USER is required",
-                     "UNRESTRICTED_DOCUMENTS_VISIBLE must be true or false"]:
+    for fragment in [
+        "SEARCH_TOP must be a whole number",
+        "CHUNK_SIZE must be between",
+        "AUTH_MODE must be one of",
+        "OPENAI_BASE_URL must be an http(s) URL",
+        "either DATABASE_URL",
+        "POSTGRES_USER is required",
+        "UNRESTRICTED_DOCUMENTS_VISIBLE must be true or false",
+    ]:
         assert fragment in message
 
 
@@ -59,7 +78,7 @@ def test_chunks_overlap_stay_within_size_and_keep_their_page():
     assert [chunk.ordinal for chunk in chunks] == list(range(len(chunks)))
     assert chunks[-1].page == 2 and chunks[-1].content == "Second page text."
     first_page = [chunk.content for chunk in chunks if chunk.page == 1]
-    for earlier, later in zip(first_page, first_page[1:]):
+    for earlier, later in itertools.pairwise(first_page):
         assert later.split()[0] in earlier  # each chunk starts inside the previous one
     # Nothing is lost: every word of page 1 appears in some chunk.
     assert {w for c in first_page for w in c.split()} == set(words.split())
@@ -71,20 +90,29 @@ def test_markdown_keeps_inline_code_in_its_sentence_and_takes_the_heading_as_tit
     assert "Run make test to check." in parsed.pages[0].text
 
 
-@pytest.mark.parametrize(("name", "data", "reason"), [
-    ("a.pdf", b"not a pdf", "cannot read pdf"),
-    ("a.txt", b"\xff\xfe\xfa", "not UTF-8"),
-    ("a.docx", b"PK", "unsupported file type"),
-    ("a.html", b"<html><script>x()</script></html>", "no text"),
-])
+@pytest.mark.parametrize(
+    ("name", "data", "reason"),
+    [
+        ("a.pdf", b"not a pdf", "cannot read pdf"),
+        ("a.txt", b"\xff\xfe\xfa", "not UTF-8"),
+        ("a.docx", b"PK", "unsupported file type"),
+        ("a.html", b"<html><script>x()</script></html>", "no text"),
+    ],
+)
 def test_unreadable_documents_raise_document_error_with_the_reason(name, data, reason):
     with pytest.raises(DocumentError, match=reason):
         parse_document(Path(name), data)
 
 
 def run_cli(*arguments: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "apps.chat", *arguments], cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "apps.chat", *arguments],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
 
 
 def test_cli_reports_invalid_settings_clearly():
