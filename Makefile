@@ -26,3 +26,4 @@ plan: setup  ## offline plan and topology diagram of a stack: make plan STACK=de
 
 bench: setup  ## figures for the program's start-up and the app (see benchmarks/README.md)
 	$(BIN)/python -m benchmarks.program_startup
+	$(BIN)/python -m benchmarks.chat_overhead
