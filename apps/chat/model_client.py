@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import email.utils
+import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -168,17 +169,33 @@ class ModelClient:
         has sent anything to its own client. Closing the iterator closes the upstream connection.
         """
         arguments = self._completion_arguments(messages, temperature, seed)
-        upstream = await self._with_retries(
-            "chat", lambda: self.client.chat.completions.create(stream=True, **arguments)
-        )
-        return _text_pieces(upstream)
+
+        async def start():
+            # The raw event stream: the SDK still builds, authenticates and checks the request, but
+            # the events are read as plain JSON (building SDK objects for every token costs more
+            # than everything else this app does per request).
+            context = self.client.chat.completions.with_streaming_response.create(stream=True, **arguments)
+            return context, await context.__aenter__()
+
+        context, response = await self._with_retries("chat", start)
+        return _text_pieces(context, response)
 
 
-async def _text_pieces(upstream) -> AsyncIterator[str]:
+async def _text_pieces(context, response) -> AsyncIterator[str]:
+    """Text from server-sent chat completion chunks ("data: {json}" lines, ending with [DONE])."""
     try:
-        async for event in upstream:
-            for choice in event.choices or []:
-                if choice.delta and choice.delta.content:
-                    yield choice.delta.content
+        async for line in response.iter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[len("data:") :].strip()
+            if data == "[DONE]":
+                continue  # read to the end, so the connection can be reused
+            event = json.loads(data)
+            if event.get("error"):
+                raise ModelResponseError(f"chat: the model stream failed: {event['error']}")
+            for choice in event.get("choices") or []:
+                content = (choice.get("delta") or {}).get("content")
+                if content:
+                    yield content
     finally:
-        await upstream.close()
+        await context.__aexit__(None, None, None)

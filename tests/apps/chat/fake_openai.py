@@ -16,6 +16,7 @@ Embeddings are deterministic: a hashed bag of words, normalised, so texts sharin
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import math
@@ -172,6 +173,11 @@ def _make_handler(fake: FakeOpenAI):
 
         def log_message(self, *args) -> None:  # keep test output quiet
             pass
+
+        def handle(self) -> None:
+            # A client that hangs up between requests is normal, not an error to print.
+            with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+                super().handle()
 
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
