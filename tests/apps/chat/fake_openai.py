@@ -75,6 +75,7 @@ class FakeOpenAIState:
     reply: Callable[[list[dict]], str] = default_reply
     stream_delay: float = 0.0  # seconds between streamed pieces
     stream_repeat: int = 1  # send the reply this many times (long streams for disconnect tests)
+    stream_error_after: int | None = None  # send an error event after this many pieces, then end
     failures: deque = field(default_factory=deque)
     requests: list[RecordedRequest] = field(default_factory=list)
     disconnects: int = 0
@@ -240,7 +241,10 @@ def _make_handler(fake: FakeOpenAI):
             self.end_headers()
             pieces = re.findall(r"\S+\s*", reply) * fake.state.stream_repeat
             try:
-                for piece in pieces:
+                for number, piece in enumerate(pieces):
+                    if number == fake.state.stream_error_after:
+                        self._write_event({"error": {"message": "scripted failure mid-stream"}})
+                        break
                     self._write_event(
                         {
                             "id": "chatcmpl-fake",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 
 import httpx
 import pytest
@@ -124,6 +125,46 @@ def test_client_disconnect_stops_the_upstream_stream(chat_app, fake_openai):
 
     assert fake_openai.wait_for_disconnect(timeout=20), "the upstream request was not cancelled"
     assert fake_openai.state.completed_streams == 0
+
+
+def test_a_failure_in_the_middle_of_a_stream_ends_it_with_an_error_line(chat_app, fake_openai):
+    fake_openai.state.stream_error_after = 3
+
+    response = ask(chat_app, "vacation", path="/chat/stream")
+
+    assert response.status_code == 200  # the status was sent with the first line
+    lines = stream_lines(response)
+    assert "context" in lines[0]
+    assert [line for line in lines[1:-1] if "error" in line] == []
+    assert "mid-stream" in lines[-1]["error"]
+    assert httpx.get(chat_app.base_url + "/healthz").status_code == 200
+
+
+def test_azure_openai_is_called_with_an_entra_bearer_token_and_no_key(
+    make_settings, corpus_dir, serve_app, fake_openai
+):
+    from types import SimpleNamespace
+
+    class FakeCredential:
+        def __init__(self):
+            self.scopes: list[str] = []
+
+        def get_token(self, *scopes):
+            self.scopes.extend(scopes)
+            return SimpleNamespace(token="entra-token-1", expires_on=time.time() + 3600)
+
+    credential = FakeCredential()
+    settings = make_settings(openai_base_url=None, azure_openai_endpoint=fake_openai.url, chat_model="chat-deployment")
+    with serve_app(settings, credential=credential) as app:
+        response = ask(app, "parking")
+
+    assert response.status_code == 200, response.text
+    chat_request = fake_openai.requests_to("/openai/deployments/chat-deployment/chat/completions")[-1]
+    assert "api-version=2024-10-21" in chat_request.path
+    assert chat_request.headers["authorization"] == "Bearer entra-token-1"
+    assert "api-key" not in chat_request.headers
+    assert set(credential.scopes) == {"https://cognitiveservices.azure.com/.default"}
+    assert len(credential.scopes) == 1  # one token, cached across the embedding and chat calls
 
 
 def test_upstream_429_is_retried_honouring_retry_after(chat_app, fake_openai, caplog):
