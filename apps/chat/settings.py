@@ -104,26 +104,19 @@ class _EnvReader:
         return value or default
 
     def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            self.errors.append(f"{name} must be a whole number, got {raw!r}")
-            return default
-        if not minimum <= value <= maximum:
-            self.errors.append(f"{name} must be between {minimum} and {maximum}, got {value}")
-        return value
+        return self._in_range(name, default, minimum, maximum, int, "a whole number")
 
     def number(self, name: str, default: float, minimum: float, maximum: float) -> float:
+        return self._in_range(name, default, minimum, maximum, float, "a number")
+
+    def _in_range(self, name: str, default, minimum, maximum, parse, kind: str):
         raw = self.text(name)
         if raw is None:
             return default
         try:
-            value = float(raw)
+            value = parse(raw)
         except ValueError:
-            self.errors.append(f"{name} must be a number, got {raw!r}")
+            self.errors.append(f"{name} must be {kind}, got {raw!r}")
             return default
         if not minimum <= value <= maximum:
             self.errors.append(f"{name} must be between {minimum} and {maximum}, got {value}")
