@@ -9,6 +9,7 @@ Fixtures for other test modules:
 - `corpus_dir`: a folder with the small known corpus (CORPUS below).
 - `serve_app(settings)`: context manager that runs the app and yields a RunningApp (base_url, ...).
 - `chat_app`: a RunningApp with the corpus ingested, model = fake_openai (reset after ingestion).
+- `read_only_chat_app`: the same, shared by a test module's tests that change nothing.
 """
 
 from __future__ import annotations
@@ -71,13 +72,18 @@ def postgres_server():
     shutil.rmtree(server.pgdata.parent, ignore_errors=True)
 
 
+def create_database(server) -> str:
+    """A new empty database on the server; returns its URI."""
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
+    return server.get_uri(name)
+
+
 @pytest.fixture
 def database_url(postgres_server) -> str:
     """A fresh database per test, so tests never see each other's documents."""
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server.get_uri(), autocommit=True) as conn:
-        conn.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))
-    return postgres_server.get_uri(name)
+    return create_database(postgres_server)
 
 
 @pytest.fixture(scope="session")
@@ -92,33 +98,45 @@ def fake_openai(_fake_openai_server) -> FakeOpenAI:
     return _fake_openai_server
 
 
+def test_settings(database_url: str, fake: FakeOpenAI, **changes) -> Settings:
+    """Settings for tests: the given database, the fake model, small embeddings, short waits."""
+    base = Settings(
+        database_url=database_url,
+        openai_base_url=fake.base_url,
+        embedding_dimensions=TEST_EMBEDDING_DIMENSIONS,
+        model_max_retries=2,
+        model_max_retry_wait_seconds=2.0,
+        model_timeout_seconds=10.0,
+        chunk_size=400,
+        chunk_overlap=50,
+        ingest_sample_corpus=False,
+        db_pool_timeout_seconds=3.0,
+    )
+    return dataclasses.replace(base, **changes)
+
+
+test_settings.__test__ = False  # a helper, not a test
+
+
 @pytest.fixture
 def make_settings(database_url, fake_openai):
     def make(**changes) -> Settings:
-        base = Settings(
-            database_url=database_url,
-            openai_base_url=fake_openai.base_url,
-            embedding_dimensions=TEST_EMBEDDING_DIMENSIONS,
-            model_max_retries=2,
-            model_max_retry_wait_seconds=2.0,
-            model_timeout_seconds=10.0,
-            chunk_size=400,
-            chunk_overlap=50,
-            ingest_sample_corpus=False,
-            db_pool_timeout_seconds=3.0,
-        )
-        return dataclasses.replace(base, **changes)
+        return test_settings(database_url, fake_openai, **changes)
 
     return make
 
 
-@pytest.fixture
-def corpus_dir(tmp_path) -> Path:
-    folder = tmp_path / "corpus"
+def write_corpus(parent: Path) -> Path:
+    folder = parent / "corpus"
     folder.mkdir()
     for name, text in CORPUS.items():
         (folder / name).write_text(text)
     return folder
+
+
+@pytest.fixture
+def corpus_dir(tmp_path) -> Path:
+    return write_corpus(tmp_path)
 
 
 async def ingest(settings: Settings, paths, access=None):
@@ -180,4 +198,13 @@ def chat_app(make_settings, corpus_dir, serve_app, fake_openai):
     asyncio.run(ingest(settings, [corpus_dir]))
     fake_openai.reset()  # tests see only the requests they cause
     with serve_app(settings) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def read_only_chat_app(postgres_server, _fake_openai_server, tmp_path_factory):
+    """Like chat_app, but one per test module: for tests that change nothing (bad input, limits)."""
+    settings = test_settings(create_database(postgres_server), _fake_openai_server)
+    asyncio.run(ingest(settings, [write_corpus(tmp_path_factory.mktemp("read-only"))]))
+    with _serve(create_app(settings), settings) as running:
         yield running

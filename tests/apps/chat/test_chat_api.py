@@ -252,29 +252,34 @@ def test_retry_after_longer_than_allowed_fails_fast_with_retry_after(chat_app, f
     ],
 )
 @pytest.mark.parametrize("path", ["/chat", "/chat/stream"])
-def test_bad_requests_get_4xx_with_a_message(chat_app, path, body, status, message):
+def test_bad_requests_get_4xx_with_a_message(read_only_chat_app, path, body, status, message):
     response = httpx.post(
-        chat_app.base_url + path, content=body, timeout=30, headers={"content-type": "application/json"}
+        read_only_chat_app.base_url + path, content=body, timeout=30, headers={"content-type": "application/json"}
     )
 
     assert response.status_code == status
     assert message in response.json()["error"]
 
 
-def test_limits_on_message_count_length_and_body_size(chat_app):
-    settings = chat_app.settings
+def test_limits_on_message_count_length_and_body_size(read_only_chat_app):
+    settings = read_only_chat_app.settings
     too_many = [{"role": "user", "content": "hi"}] * (settings.max_messages + 1)
     too_long = [{"role": "user", "content": "x" * (settings.max_message_chars + 1)}]
 
-    assert "too many messages" in httpx.post(chat_app.base_url + "/chat", json={"messages": too_many}).json()["error"]
-    assert "characters" in httpx.post(chat_app.base_url + "/chat", json={"messages": too_long}).json()["error"]
-    huge = httpx.post(chat_app.base_url + "/chat", content=b"x" * (settings.max_request_bytes + 1))
+    assert (
+        "too many messages"
+        in httpx.post(read_only_chat_app.base_url + "/chat", json={"messages": too_many}).json()["error"]
+    )
+    assert (
+        "characters" in httpx.post(read_only_chat_app.base_url + "/chat", json={"messages": too_long}).json()["error"]
+    )
+    huge = httpx.post(read_only_chat_app.base_url + "/chat", content=b"x" * (settings.max_request_bytes + 1))
     assert huge.status_code == 413 and "bytes" in huge.json()["error"]
     # The worker survived all of it.
-    assert httpx.get(chat_app.base_url + "/healthz").status_code == 200
+    assert httpx.get(read_only_chat_app.base_url + "/healthz").status_code == 200
 
 
-def test_search_rejects_bad_parameters(chat_app):
+def test_search_rejects_bad_parameters(read_only_chat_app):
     for params, fragment in [
         ({}, "q"),
         ({"q": ""}, "q"),
@@ -283,7 +288,7 @@ def test_search_rejects_bad_parameters(chat_app):
         ({"q": "x", "top": 0}, "top"),
         ({"q": "x" * 1001}, "q"),
     ]:
-        response = httpx.get(chat_app.base_url + "/api/search", params=params)
+        response = httpx.get(read_only_chat_app.base_url + "/api/search", params=params)
         assert response.status_code == 400, params
         assert fragment in response.json()["error"]
 
