@@ -6,6 +6,7 @@ the data services behind private endpoints, the AI gateway, and the app that tie
 
 import pulumi
 
+from components.aliases import without_api_versioned_aliases
 from components.app_service import ChatWebApp, ChatWebAppArgs
 from components.build_agents import BuildAgents, BuildAgentsArgs
 from components.config import load_stack_config
@@ -21,6 +22,9 @@ from components.postgres import PostgresArgs, PostgresDatabase
 from components.private_dns import PrivateDnsZones, PrivateDnsZonesArgs
 from components.private_endpoint import ALL_TARGETS, PrivateAccess
 from components.registry import ContainerRegistry, ContainerRegistryArgs
+
+# This project's stacks never held azure-native's old API-versioned type names; skip their aliases (speed).
+pulumi.runtime.register_stack_transformation(without_api_versioned_aliases)
 
 config = load_stack_config()
 context = StackContext.for_current_deployment(config)

@@ -33,10 +33,11 @@ print(json.dumps({{"seconds": elapsed, "peak_mb": resource.getrusage(resource.RU
 
 def azure_modules_used() -> list[str]:
     """The `pulumi_azure_native.<module>` imports in the program's own code."""
-    pattern = re.compile(r"^import (pulumi_azure_native\.\w+)", re.MULTILINE)
+    # `import pulumi_azure_native.web as web` and `from pulumi_azure_native import web` alike.
+    pattern = re.compile(r"^(?:import pulumi_azure_native\.(\w+)|from pulumi_azure_native import (\w+))", re.MULTILINE)
     modules = set()
     for path in [REPO_ROOT / "__main__.py", *sorted((REPO_ROOT / "components").glob("*.py"))]:
-        modules.update(pattern.findall(path.read_text()))
+        modules.update(f"pulumi_azure_native.{a or b}" for a, b in pattern.findall(path.read_text()))
     return sorted(modules)
 
 

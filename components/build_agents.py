@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-from pulumi_azure_native import containerregistry
+import pulumi_azure_native.containerregistry as containerregistry
 
 from components.context import StackContext
 

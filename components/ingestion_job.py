@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
-from pulumi_azure_native import containerinstance
+import pulumi_azure_native.containerinstance as containerinstance
 
 from components.app_service import keyless_database_settings
 from components.context import StackContext

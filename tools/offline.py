@@ -49,6 +49,7 @@ class Registration:
     protect: bool
     depends_on: tuple[str, ...]
     custom_timeouts: Mapping[str, str]
+    alias_types: tuple[str, ...] = ()  # the types this resource may have had before (from its aliases)
 
     @property
     def id(self) -> str | None:
@@ -360,6 +361,7 @@ def _registrations(monitor: RecordingMonitor) -> list[Registration]:
                 custom_timeouts={
                     k: getattr(timeouts, k) for k in ("create", "update", "delete") if getattr(timeouts, k)
                 },
+                alias_types=tuple(alias.spec.type for alias in request.aliases if alias.spec.type),
             )
         )
     return registrations
