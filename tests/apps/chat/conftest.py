@@ -98,7 +98,7 @@ def fake_openai(_fake_openai_server) -> FakeOpenAI:
     return _fake_openai_server
 
 
-def test_settings(database_url: str, fake: FakeOpenAI, **changes) -> Settings:
+def settings_for_tests(database_url: str, fake: FakeOpenAI, /, **changes) -> Settings:
     """Settings for tests: the given database, the fake model, small embeddings, short waits."""
     base = Settings(
         database_url=database_url,
@@ -115,13 +115,10 @@ def test_settings(database_url: str, fake: FakeOpenAI, **changes) -> Settings:
     return dataclasses.replace(base, **changes)
 
 
-test_settings.__test__ = False  # a helper, not a test
-
-
 @pytest.fixture
 def make_settings(database_url, fake_openai):
     def make(**changes) -> Settings:
-        return test_settings(database_url, fake_openai, **changes)
+        return settings_for_tests(database_url, fake_openai, **changes)
 
     return make
 
@@ -204,7 +201,7 @@ def chat_app(make_settings, corpus_dir, serve_app, fake_openai):
 @pytest.fixture(scope="module")
 def read_only_chat_app(postgres_server, _fake_openai_server, tmp_path_factory):
     """Like chat_app, but one per test module: for tests that change nothing (bad input, limits)."""
-    settings = test_settings(create_database(postgres_server), _fake_openai_server)
+    settings = settings_for_tests(create_database(postgres_server), _fake_openai_server)
     asyncio.run(ingest(settings, [write_corpus(tmp_path_factory.mktemp("read-only"))]))
     with _serve(create_app(settings), settings) as running:
         yield running
