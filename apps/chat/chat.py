@@ -23,6 +23,9 @@ NO_MODEL_NOTICE = (
 )
 NO_RESULTS_NOTICE = "No passages in the documents you can read match this question."
 PASSAGE_PREVIEW_CHARS = 400
+# Earlier turns sent to the model, newest first, up to this many characters: keeps long
+# conversations inside the model's context window and its cost bounded.
+HISTORY_CHAR_BUDGET = 12_000
 
 DEFAULT_SYSTEM_PROMPT = """You are an assistant that answers questions about the organisation's documents.
 Answer ONLY with facts from the sources listed below. If they do not contain the answer, say that you do not know.
@@ -218,7 +221,7 @@ class ChatService:
         if overrides.suggest_followup_questions:
             system += "\n" + FOLLOWUP_PROMPT
         sources = "\n".join(result.data_point for result in results) or "(no sources found)"
-        history = [{"role": m.role, "content": m.content} for m in request.messages[:-1]]
+        history = recent_history(request.messages[:-1], HISTORY_CHAR_BUDGET)
         question = request.messages[-1].content
         return [
             {"role": "system", "content": system},
@@ -273,6 +276,18 @@ class ChatService:
             yield {"delta": {"role": "assistant", "content": text}}
         if answer_filter.followup_questions:
             yield {"delta": {"role": "assistant"}, "context": {"followup_questions": answer_filter.followup_questions}}
+
+
+def recent_history(messages: list[Message], char_budget: int) -> list[dict]:
+    """The latest messages whose contents fit in char_budget, oldest first."""
+    kept: list[dict] = []
+    used = 0
+    for message in reversed(messages):
+        used += len(message.content)
+        if used > char_budget:
+            break
+        kept.append({"role": message.role, "content": message.content})
+    return kept[::-1]
 
 
 def passages_answer(results: list[SearchResult]) -> str:

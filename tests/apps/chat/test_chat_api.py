@@ -71,6 +71,26 @@ def test_overrides_reach_the_model(chat_app, fake_openai):
     assert request["messages"][-1]["content"].count("#page=") == 2
 
 
+def test_conversation_history_goes_to_the_model_newest_turns_first_within_a_budget(chat_app, fake_openai):
+    from apps.chat.chat import HISTORY_CHAR_BUDGET
+
+    long_turn = "x" * (HISTORY_CHAR_BUDGET // 2 + 1)  # two of these do not fit in the budget
+    messages = [
+        {"role": "user", "content": long_turn},
+        {"role": "assistant", "content": long_turn},
+        {"role": "user", "content": "Where do I park?"},
+        {"role": "assistant", "content": "In the staff car park."},
+        {"role": "user", "content": "When does it open?"},
+    ]
+    response = httpx.post(chat_app.base_url + "/chat", json={"messages": messages}, timeout=30)
+
+    assert response.status_code == 200, response.text
+    sent = fake_openai.requests_to("/chat/completions")[-1].body["messages"]
+    assert [m["role"] for m in sent] == ["system", "assistant", "user", "assistant", "user"]
+    assert [m["content"] for m in sent[2:4]] == ["Where do I park?", "In the staff car park."]
+    assert sent[-1]["content"].startswith("When does it open?")
+
+
 def test_followup_questions_are_moved_to_the_context(chat_app, fake_openai):
     fake_openai.state.reply = lambda m: (
         "Seven in the morning [corpus/parking.md#page=1].\n<<Where are the bicycle racks?>>\n<<Is parking free?>>"
