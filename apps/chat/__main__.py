@@ -43,17 +43,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _ingest(settings, paths: list[Path], user_ids: list[str], group_ids: list[str]) -> int:
-    from .app import build_ingestor, build_services
+    from .app import ingest_paths
     from .ingest import AccessList
 
-    services = build_services(settings)
-    await services.database.open()
-    try:
-        report = await build_ingestor(services).ingest_paths(paths, AccessList(tuple(user_ids), tuple(group_ids)))
-    finally:
-        if services.model:
-            await services.model.close()
-        await services.database.close()
+    report = await ingest_paths(settings, paths, AccessList(tuple(user_ids), tuple(group_ids)))
     print(report.summary())
     return 1 if report.failed else 0
 

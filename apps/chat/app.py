@@ -27,7 +27,7 @@ from .access import AuthenticationError, caller_from_headers
 from .chat import ChatRequest, ChatService, Overrides, RequestLimitError, check_limits
 from .database import Database
 from .identity import TokenCredential
-from .ingest import Ingestor
+from .ingest import UNRESTRICTED, AccessList, Ingestor, IngestReport
 from .model_client import ModelClient, ModelResponseError, ModelUnavailableError
 from .sample_corpus import ingest_sample_corpus_if_empty
 from .search import Searcher
@@ -56,6 +56,11 @@ class AppServices:
     model: ModelClient | None
     chat: ChatService
 
+    async def close(self) -> None:
+        if self.model:
+            await self.model.close()
+        await self.database.close()
+
 
 def build_services(settings: Settings, credential: TokenCredential | None = None) -> AppServices:
     database = Database(settings, credential=credential)
@@ -75,6 +80,18 @@ def build_ingestor(services: AppServices) -> Ingestor:
     )
 
 
+async def ingest_paths(
+    settings: Settings, paths: list[Path], access: AccessList = UNRESTRICTED, credential: TokenCredential | None = None
+) -> IngestReport:
+    """Ingest files and folders with the configured database and model (the CLI's `ingest`)."""
+    services = build_services(settings, credential)
+    await services.database.open()
+    try:
+        return await build_ingestor(services).ingest_paths(paths, access)
+    finally:
+        await services.close()
+
+
 def create_app(settings: Settings | None = None, credential: TokenCredential | None = None) -> FastAPI:
     settings = settings or load_settings()
     services = build_services(settings, credential)
@@ -87,9 +104,7 @@ def create_app(settings: Settings | None = None, credential: TokenCredential | N
         try:
             yield
         finally:
-            if services.model:
-                await services.model.close()
-            await services.database.close()
+            await services.close()
 
     app = FastAPI(title="Enterprise chat", lifespan=lifespan, docs_url="/api/docs", redoc_url=None)
     app.state.services = services

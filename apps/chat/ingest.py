@@ -30,6 +30,9 @@ class AccessList:
     group_ids: tuple[str, ...] = ()
 
 
+UNRESTRICTED = AccessList()  # no lists: readable by every signed-in user (if the app allows it)
+
+
 @dataclass
 class IngestReport:
     added: list[str] = field(default_factory=list)
@@ -102,7 +105,7 @@ class Ingestor:
         self.chunk_size = chunk_size
         self.chunk_overlap = chunk_overlap
 
-    async def ingest_paths(self, paths: Sequence[Path], access: AccessList = AccessList()) -> IngestReport:
+    async def ingest_paths(self, paths: Sequence[Path], access: AccessList = UNRESTRICTED) -> IngestReport:
         report = IngestReport()
         for source_file in find_source_files(paths, report):
             try:

@@ -30,7 +30,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from apps.chat.app import build_ingestor, build_services, create_app
+from apps.chat.app import create_app, ingest_paths
 from apps.chat.settings import Settings
 
 from .fake_openai import FakeOpenAI
@@ -137,17 +137,10 @@ def corpus_dir(tmp_path) -> Path:
 
 
 async def ingest(settings: Settings, paths, access=None):
-    """Ingest paths with the app's own ingestor; returns the IngestReport."""
-    from apps.chat.ingest import AccessList
+    """Ingest paths with the app's own ingestion; returns the IngestReport."""
+    from apps.chat.ingest import UNRESTRICTED
 
-    services = build_services(settings)
-    await services.database.open()
-    try:
-        return await build_ingestor(services).ingest_paths(list(paths), access or AccessList())
-    finally:
-        if services.model:
-            await services.model.close()
-        await services.database.close()
+    return await ingest_paths(settings, list(paths), access or UNRESTRICTED)
 
 
 @dataclass
