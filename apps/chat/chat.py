@@ -99,7 +99,8 @@ class AnswerFilter:
     Text that might be the start of a citation or follow-up is held back until it is complete.
     """
 
-    CITATION = re.compile(r"\[([^\[\]\n]{1,300})\]")
+    MAX_CITATION_CHARS = 300  # a longer bracketed text is not a citation, so it is not held back
+    CITATION = re.compile(rf"\[([^\[\]\n]{{1,{MAX_CITATION_CHARS}}})\]")
 
     def __init__(self, results: list[SearchResult], collect_followups: bool):
         self.citations = {result.citation for result in results}
@@ -130,7 +131,11 @@ class AnswerFilter:
     def _safe_length(self) -> int:
         """How much of the pending text cannot be part of an unfinished [citation] or <<."""
         open_bracket = self._pending.rfind("[")
-        if open_bracket != -1 and "]" not in self._pending[open_bracket:] and len(self._pending) - open_bracket <= 300:
+        if (
+            open_bracket != -1
+            and "]" not in self._pending[open_bracket:]
+            and len(self._pending) - open_bracket <= self.MAX_CITATION_CHARS
+        ):
             return open_bracket
         if self.collect_followups and self._pending.endswith("<"):
             return len(self._pending) - 1
