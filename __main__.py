@@ -20,7 +20,7 @@ from components.observability import Observability, ObservabilityArgs
 from components.openai import OpenAiAccounts, OpenAiAccountsArgs
 from components.postgres import PostgresArgs, PostgresDatabase
 from components.private_dns import PrivateDnsZones, PrivateDnsZonesArgs
-from components.private_endpoint import ALL_TARGETS, PrivateAccess
+from components.private_endpoint import ALL_DNS_ZONES, PrivateAccess
 from components.registry import ContainerRegistry, ContainerRegistryArgs
 
 # This project's stacks never held azure-native's old API-versioned type names; skip their aliases (speed).
@@ -37,17 +37,13 @@ observability = Observability(
 )
 dns = PrivateDnsZones(
     "dns",
-    PrivateDnsZonesArgs(
-        context, resource_group_name, network.vnet_id, zone_names=[zone for t in ALL_TARGETS for zone in t.dns_zones]
-    ),
+    PrivateDnsZonesArgs(context, resource_group_name, network.vnet_id, zone_names=ALL_DNS_ZONES),
 )
-# Workloads besides the app that run the app image (each with its own identity and roles).
-job_workloads = ["ingestion"] if config.ingestion.enabled else []
 # Every data service: in this resource group, behind a private endpoint, with diagnostics to the workspace.
 private_access = PrivateAccess(
     resource_group_name, network.subnet_ids["privateEndpoints"], dns.zone_ids, observability.workspace_id
 )
-identities = Identities("identities", IdentitiesArgs(context, resource_group_name, workloads=["app", *job_workloads]))
+identities = Identities("identities", IdentitiesArgs(context, resource_group_name, workloads=config.workloads))
 app_identity = identities["app"]
 
 key_vault = KeyVault(
@@ -66,7 +62,7 @@ registry = ContainerRegistry(
     ContainerRegistryArgs(
         context,
         private_access,
-        pullers={workload: identities[workload].principal_id for workload in ["app", *job_workloads]},
+        pullers={workload: identities[workload].principal_id for workload in config.workloads},
     ),
 )
 build_agents = BuildAgents(
@@ -80,7 +76,7 @@ postgres = PostgresDatabase(
         private_access,
         owner_principal_id=app_identity.principal_id,
         owner_principal_name=app_identity.name,
-        workload_admins=[(identities[w].principal_id, identities[w].name) for w in job_workloads],
+        workload_admins=[(identities[w].principal_id, identities[w].name) for w in config.job_workloads],
     ),
 )
 openai = OpenAiAccounts(
@@ -98,7 +94,7 @@ gateway = AiGateway(
         app_insights_id=observability.app_insights_id,
         app_insights_connection_string=observability.app_insights_connection_string,
         accounts=openai.accounts,
-        caller_client_ids=[identities[workload].client_id for workload in ["app", *job_workloads]],
+        caller_client_ids=[identities[workload].client_id for workload in config.workloads],
     ),
 )
 chat = ChatWebApp(

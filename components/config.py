@@ -272,6 +272,15 @@ class StackConfig:
     def is_production(self) -> bool:
         return self.environment == "prod"
 
+    @property
+    def job_workloads(self) -> tuple[str, ...]:
+        """Workloads besides the web app that run the app image, each with its own identity and roles."""
+        return ("ingestion",) if self.ingestion.enabled else ()
+
+    @property
+    def workloads(self) -> tuple[str, ...]:
+        return ("app", *self.job_workloads)
+
 
 # --------------------------------------------------------------------------------------------
 # Parsers, one per section

@@ -26,6 +26,8 @@ POSTGRES = PrivateLinkTarget("postgresqlServer", ("privatelink.postgres.database
 OPENAI = PrivateLinkTarget("account", ("privatelink.openai.azure.com", "privatelink.cognitiveservices.azure.com"))
 
 ALL_TARGETS = (KEY_VAULT, CONTAINER_REGISTRY, POSTGRES, OPENAI)
+# Every zone a target needs, once each: the zones PrivateDnsZones creates and links to the VNet.
+ALL_DNS_ZONES = tuple(dict.fromkeys(zone for target in ALL_TARGETS for zone in target.dns_zones))
 
 
 def private_endpoint(
