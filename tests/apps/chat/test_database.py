@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import threading
 import time
+import uuid
 from types import SimpleNamespace
 
 import httpx
@@ -193,3 +194,42 @@ def test_health_check_reports_503_while_the_database_is_down_and_recovers(make_s
     assert down.status_code == 503 and down.json()["database"]["status"] == "unreachable"
     assert chat.status_code == 503 and "database is unavailable" in chat.json()["error"]
     assert recovered.status_code == 200
+
+
+def test_every_entra_admin_can_use_the_tables_whoever_migrated_first(postgres_server, database_url, make_settings):
+    """In Azure the app and the ingestion job are both Entra admins (members of azure_pg_admin); the job
+    usually creates the tables, and the app must still read and write them."""
+    dbname = psycopg.conninfo.conninfo_to_dict(database_url)["dbname"]
+    suffix = uuid.uuid4().hex[:8]
+    job_role, app_role = f"job_{suffix}", f"app_{suffix}"
+    with psycopg.connect(postgres_server.get_uri(dbname), autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_roles WHERE rolname = 'azure_pg_admin'").fetchone():
+            conn.execute("CREATE ROLE azure_pg_admin NOLOGIN")
+        for role in (job_role, app_role):
+            conn.execute(
+                psycopg.sql.SQL("CREATE ROLE {} LOGIN IN ROLE azure_pg_admin").format(psycopg.sql.Identifier(role))
+            )
+        conn.execute(
+            psycopg.sql.SQL("GRANT ALL ON DATABASE {} TO azure_pg_admin").format(psycopg.sql.Identifier(dbname))
+        )
+        conn.execute("GRANT ALL ON SCHEMA public TO azure_pg_admin")
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")  # an administrator's job in Azure too
+
+    def as_role(role):
+        return make_settings(database_url=psycopg.conninfo.make_conninfo(database_url, user=role))
+
+    async def use_tables(settings):
+        database = Database(settings)
+        await database.open()  # runs the migrations that are left
+        try:
+            async with database.connection() as conn:
+                await conn.execute(
+                    "INSERT INTO documents (source, title, content_hash) VALUES (%s, 'title', 'hash')",
+                    (settings.postgres_user or str(uuid.uuid4()),),
+                )
+                return (await (await conn.execute("SELECT count(*) FROM documents")).fetchone())[0]
+        finally:
+            await database.close()
+
+    assert asyncio.run(use_tables(as_role(job_role))) == 1  # the job migrates first and owns the tables
+    assert asyncio.run(use_tables(as_role(app_role))) == 2  # the app reads and writes them all the same
