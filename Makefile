@@ -18,8 +18,9 @@ run: setup  ## the chat app on http://127.0.0.1:8000 with an embedded PostgreSQL
 test: setup  ## every test: program under mocks, policy pack, app against real PostgreSQL, browser
 	$(BIN)/python -m pytest
 
-lint: setup
+lint: setup  ## ruff lint and format check (what the pull request workflow runs)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 plan: setup  ## offline plan and topology diagram of a stack: make plan STACK=dev
 	$(BIN)/python -m tools.plan $(or $(STACK),dev)
@@ -27,3 +28,5 @@ plan: setup  ## offline plan and topology diagram of a stack: make plan STACK=de
 bench: setup  ## figures for the program's start-up and the app (see benchmarks/README.md)
 	$(BIN)/python -m benchmarks.program_startup
 	$(BIN)/python -m benchmarks.chat_overhead
+	$(BIN)/python -m benchmarks.search_latency
+	$(BIN)/python -m benchmarks.ingest_throughput

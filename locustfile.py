@@ -21,8 +21,9 @@ from pathlib import Path
 
 from locust import HttpUser, between, task
 
-QUESTIONS_FILE = Path(os.environ.get("CHAT_LOAD_QUESTIONS",
-                                     Path(__file__).parent / "apps" / "chat" / "eval" / "ground_truth.jsonl"))
+QUESTIONS_FILE = Path(
+    os.environ.get("CHAT_LOAD_QUESTIONS", Path(__file__).parent / "apps" / "chat" / "eval" / "ground_truth.jsonl")
+)
 FALLBACK_QUESTIONS = ["How do I run the app locally?", "How is the database secured?"]
 
 
@@ -68,8 +69,9 @@ class ChatUser(HttpUser):
     def chat_stream(self) -> None:
         messages = self.next_messages()
         started = time.perf_counter()
-        with self.client.post("/chat/stream", json=chat_request(messages), name="/chat/stream",
-                              stream=True, catch_response=True) as response:
+        with self.client.post(
+            "/chat/stream", json=chat_request(messages), name="/chat/stream", stream=True, catch_response=True
+        ) as response:
             if response.status_code != 200:
                 response.failure(f"HTTP {response.status_code}: {response.text[:200]}")
                 return
@@ -83,8 +85,14 @@ class ChatUser(HttpUser):
             self.remember(messages, answer)
 
     def record_stream_time(self, name: str, seconds: float) -> None:
-        self.environment.events.request.fire(request_type="STREAM", name=name, response_time=seconds * 1000,
-                                             response_length=0, exception=None, context={})
+        self.environment.events.request.fire(
+            request_type="STREAM",
+            name=name,
+            response_time=seconds * 1000,
+            response_length=0,
+            exception=None,
+            context={},
+        )
 
     @staticmethod
     def read_stream(response) -> tuple[str | None, float]:

@@ -68,11 +68,14 @@ class Phase:
 
         throughput = len(self.latencies_ms) / self.seconds if self.seconds else 0.0
         worst = f"{max(self.latencies_ms):7.1f}" if self.latencies_ms else "    n/a"
-        return (f"{self.name:<32} {ms(0.50)} {ms(0.95)} {ms(0.99)} {worst}"
-                f" {throughput:8.0f} {len(self.latencies_ms):6d} {self.failures:5d}")
+        return (
+            f"{self.name:<32} {ms(0.50)} {ms(0.95)} {ms(0.99)} {worst}"
+            f" {throughput:8.0f} {len(self.latencies_ms):6d} {self.failures:5d}"
+        )
 
 
 # ---- Processes ----
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -129,17 +132,41 @@ def local_stack(work_dir: Path, workers: int) -> Iterator[tuple[str, str]]:
     upstream_url = f"http://127.0.0.1:{upstream_port}"
     python = sys.executable
     upstream_log, app_log = work_dir / "upstream.log", work_dir / "app.log"
-    with (embedded_database(work_dir) as database_url,
-          process([python, str(FAKE_OPENAI), str(upstream_port)], dict(os.environ), upstream_log) as upstream):
+    with (
+        embedded_database(work_dir) as database_url,
+        process([python, str(FAKE_OPENAI), str(upstream_port)], dict(os.environ), upstream_log) as upstream,
+    ):
         wait_until_up(upstream_url + "/", upstream, upstream_log, need_200=False)
-        env = {**os.environ, "DATABASE_URL": database_url, "OPENAI_BASE_URL": upstream_url + "/v1",
-               "INGEST_SAMPLE_CORPUS": "false", "AUTH_MODE": "none"}
+        env = {
+            **os.environ,
+            "DATABASE_URL": database_url,
+            "OPENAI_BASE_URL": upstream_url + "/v1",
+            "INGEST_SAMPLE_CORPUS": "false",
+            "AUTH_MODE": "none",
+        }
         for name in ("POSTGRES_HOST", "AZURE_OPENAI_ENDPOINT", "OPENAI_API_KEY"):
             env.pop(name, None)
-        subprocess.run([python, "-m", "apps.chat", "ingest", str(SAMPLE_DOCS)], env=env, cwd=REPO_ROOT,
-                       check=True, stdout=subprocess.DEVNULL)
-        server = [python, "-m", "gunicorn", "-k", "uvicorn_worker.UvicornWorker", "-w", str(workers),
-                  "-b", f"127.0.0.1:{app_port}", "--log-level", "warning", "apps.chat.app:create_app()"]
+        subprocess.run(
+            [python, "-m", "apps.chat", "ingest", str(SAMPLE_DOCS)],
+            env=env,
+            cwd=REPO_ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
+        server = [
+            python,
+            "-m",
+            "gunicorn",
+            "-k",
+            "uvicorn_worker.UvicornWorker",
+            "-w",
+            str(workers),
+            "-b",
+            f"127.0.0.1:{app_port}",
+            "--log-level",
+            "warning",
+            "apps.chat.app:create_app()",
+        ]
         app_url = f"http://127.0.0.1:{app_port}"
         with process(server, env, app_log) as app:
             wait_until_up(app_url + "/healthz", app, app_log, need_200=True)
@@ -147,6 +174,7 @@ def local_stack(work_dir: Path, workers: int) -> Iterator[tuple[str, str]]:
 
 
 # ---- Load ----
+
 
 def chat_body() -> dict:
     return {"messages": [{"role": "user", "content": random.choice(QUESTIONS)}]}
@@ -167,8 +195,9 @@ async def timed_request(client: httpx.AsyncClient, path: str, body: dict) -> flo
     return (time.perf_counter() - started) * 1000
 
 
-async def run_phase(name: str, base_url: str, path: str, make_body, clients: int, requests: int,
-                    think_ms: float) -> Phase:
+async def run_phase(
+    name: str, base_url: str, path: str, make_body, clients: int, requests: int, think_ms: float
+) -> Phase:
     latencies: list[float] = []
     failures: list[str] = []
     remaining = requests
@@ -193,29 +222,40 @@ async def run_phase(name: str, base_url: str, path: str, make_body, clients: int
 
 
 async def measure(app_url: str, upstream_url: str, args: argparse.Namespace) -> list[Phase]:
-    kinds = [("upstream alone", upstream_url, "/v1/chat/completions", upstream_body),
-             ("/chat", app_url, "/chat", chat_body),
-             ("/chat/stream", app_url, "/chat/stream", chat_body)]
+    kinds = [
+        ("upstream alone", upstream_url, "/v1/chat/completions", upstream_body),
+        ("/chat", app_url, "/chat", chat_body),
+        ("/chat/stream", app_url, "/chat/stream", chat_body),
+    ]
     # Warm-up: connection pools, imports done lazily, PostgreSQL caches.
     for _, base_url, path, make_body in kinds:
         await run_phase("warm-up", base_url, path, make_body, args.clients, args.clients * 5, 0)
     phases = []
     for mode, think_ms in (("paced", args.think_ms), ("back-to-back", 0.0)):
         for kind, base_url, path, make_body in kinds:
-            phases.append(await run_phase(f"{kind}, {mode}", base_url, path, make_body,
-                                          args.clients, args.requests, think_ms))
+            phases.append(
+                await run_phase(f"{kind}, {mode}", base_url, path, make_body, args.clients, args.requests, think_ms)
+            )
     return phases
 
 
 def report(phases: list[Phase], args: argparse.Namespace) -> str:
-    header = (f"Chat overhead: {args.clients} concurrent clients, {args.requests} requests per row,"
-              f" {args.workers} app worker(s), paced = {args.think_ms:g} ms mean think time\n"
-              f"{'':<32} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7} {'req/s':>8} {'n':>6} {'fail':>5}")
+    header = (
+        f"Chat overhead: {args.clients} concurrent clients, {args.requests} requests per row,"
+        f" {args.workers} app worker(s), paced = {args.think_ms:g} ms mean think time\n"
+        f"{'':<32} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7} {'req/s':>8} {'n':>6} {'fail':>5}"
+    )
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     failed = [f"first failure of {phase.name}: {phase.first_failure}" for phase in phases if phase.first_failure]
-    lines = [header, *(phase.row() for phase in phases), *failed,
-             (f"machine load average (1, 5, 15 min) at the end: {load} on {os.cpu_count()} cores;"
-             " other work on the machine inflates these figures")]
+    lines = [
+        header,
+        *(phase.row() for phase in phases),
+        *failed,
+        (
+            f"machine load average (1, 5, 15 min) at the end: {load} on {os.cpu_count()} cores;"
+            " other work on the machine inflates these figures"
+        ),
+    ]
     upstream = next(phase for phase in phases if phase.name == "upstream alone, paced")
     upstream_p50 = percentile(upstream.latencies_ms, 0.50) or 0.0
     for phase in phases:
@@ -227,8 +267,10 @@ def report(phases: list[Phase], args: argparse.Namespace) -> str:
         verdict = "meets" if p95 <= TARGET_P95_MS else "misses"
         # Two upstream calls per request (query embedding, chat completion), each about upstream p50.
         own = p95 - 2 * upstream_p50
-        lines.append(f"{phase.name}: p95 {p95:.1f} ms end to end ({verdict} p95 <= {TARGET_P95_MS:g} ms);"
-                     f" without its two upstream calls about {own:.1f} ms")
+        lines.append(
+            f"{phase.name}: p95 {p95:.1f} ms end to end ({verdict} p95 <= {TARGET_P95_MS:g} ms);"
+            f" without its two upstream calls about {own:.1f} ms"
+        )
     return "\n".join(lines)
 
 

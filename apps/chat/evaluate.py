@@ -82,6 +82,7 @@ Judge = Callable[[str], Awaitable[str]]
 
 # ---- Input ----
 
+
 def load_cases(path: Path) -> list[Case]:
     """Reads the JSONL ground truth; any bad line stops everything with an error naming it."""
     try:
@@ -113,6 +114,7 @@ def parse_case(path: Path, line: int, text: str) -> Case:
 
 
 # ---- Sources and citations ----
+
 
 def split_source(citation: str) -> tuple[str, int | None]:
     """'docs/a.md#page=2' -> ('docs/a.md', 2); 'handbook.pdf' -> ('handbook.pdf', None)."""
@@ -194,18 +196,22 @@ async def judge_answer(result: CaseResult, judge: Judge) -> None:
     sources = "\n".join(result.data_points) or "(none)"
     try:
         result.groundedness = await judged_score(
-            judge, GROUNDEDNESS_PROMPT.format(sources=sources, answer=result.answer))
+            judge, GROUNDEDNESS_PROMPT.format(sources=sources, answer=result.answer)
+        )
         result.relevance = await judged_score(
-            judge, RELEVANCE_PROMPT.format(question=result.question, answer=result.answer))
+            judge, RELEVANCE_PROMPT.format(question=result.question, answer=result.answer)
+        )
     except Exception as error:  # noqa: BLE001 - a judge failure costs one score, not the whole run
         result.judge_error = f"{type(error).__name__}: {error}"
 
 
 # ---- Running ----
 
+
 async def evaluate_case(case: Case, chat: ChatBackend, overrides: dict[str, Any], judge: Judge | None) -> CaseResult:
-    result = CaseResult(line=case.line, question=case.question, truth=case.truth,
-                        truth_sources=cited_sources(case.truth))
+    result = CaseResult(
+        line=case.line, question=case.question, truth=case.truth, truth_sources=cited_sources(case.truth)
+    )
     request = {"messages": [{"role": "user", "content": case.question}], "context": {"overrides": overrides}}
     started = time.perf_counter()
     try:
@@ -287,18 +293,26 @@ def summary_text(summary: dict[str, Any], source: str) -> str:
         f"Evaluation of {source}",
         f"  questions: {summary['questions']}, failed requests: {summary['errors']}",
         "Retrieval (no model needed)",
-        (f"  truth source among the data points: {show(retrieval['source_found_rate'])}"
-        f" of {retrieval['with_truth_source']} questions that name a source"),
-        (f"  mean reciprocal rank: {show(retrieval['mean_reciprocal_rank'])},"
-        f" mean rank when found: {show(retrieval['mean_rank_when_found'])}"),
-        (f"  latency: p50 {show(latency['p50'], ' ms')}, p95 {show(latency['p95'], ' ms')},"
-        f" max {show(latency['max'], ' ms')}"),
+        (
+            f"  truth source among the data points: {show(retrieval['source_found_rate'])}"
+            f" of {retrieval['with_truth_source']} questions that name a source"
+        ),
+        (
+            f"  mean reciprocal rank: {show(retrieval['mean_reciprocal_rank'])},"
+            f" mean rank when found: {show(retrieval['mean_rank_when_found'])}"
+        ),
+        (
+            f"  latency: p50 {show(latency['p50'], ' ms')}, p95 {show(latency['p95'], ' ms')},"
+            f" max {show(latency['max'], ' ms')}"
+        ),
         "Answers",
         f"  answer cites the truth source: {show(answers['citation_match_rate'])}",
         f"  every citation is a data point: {show(answers['citations_in_data_points_rate'])}",
         f"  judge model: {answers['judge']}",
-        (f"  groundedness (1-5): {show(answers['groundedness_mean'])},"
-        f" relevance (1-5): {show(answers['relevance_mean'])}, judge errors: {answers['judge_errors']}"),
+        (
+            f"  groundedness (1-5): {show(answers['groundedness_mean'])},"
+            f" relevance (1-5): {show(answers['relevance_mean'])}, judge errors: {answers['judge_errors']}"
+        ),
     ]
     return "\n".join(lines) + "\n"
 
@@ -312,14 +326,20 @@ def write_results(out_dir: Path, results: list[CaseResult], summary: dict[str, A
     (out_dir / "summary.txt").write_text(text, encoding="utf-8")
 
 
-async def run_evaluation(cases: list[Case], chat: ChatBackend, *, overrides: dict[str, Any] | None = None,
-                   judge: Judge | None = None, judge_name: str | None = None
-                   ) -> tuple[list[CaseResult], dict[str, Any]]:
+async def run_evaluation(
+    cases: list[Case],
+    chat: ChatBackend,
+    *,
+    overrides: dict[str, Any] | None = None,
+    judge: Judge | None = None,
+    judge_name: str | None = None,
+) -> tuple[list[CaseResult], dict[str, Any]]:
     results = [await evaluate_case(case, chat, overrides or {}, judge) for case in cases]
     return results, summarize(results, judge_name if judge else None)
 
 
 # ---- Backends ----
+
 
 @contextlib.asynccontextmanager
 async def chat_backend(url: str | None, timeout: float = DEFAULT_TIMEOUT_SECONDS) -> AsyncIterator[ChatBackend]:
@@ -334,7 +354,8 @@ async def chat_backend(url: str | None, timeout: float = DEFAULT_TIMEOUT_SECONDS
             await stack.enter_async_context(app.router.lifespan_context(app))
             transport = httpx.ASGITransport(app=app)
         client = await stack.enter_async_context(
-            httpx.AsyncClient(base_url=(url or "http://in-process").rstrip("/"), transport=transport, timeout=timeout))
+            httpx.AsyncClient(base_url=(url or "http://in-process").rstrip("/"), transport=transport, timeout=timeout)
+        )
 
         async def chat(request: dict[str, Any]) -> dict[str, Any]:
             return checked_json(await client.post("/chat", json=request))
@@ -389,10 +410,12 @@ def checked_json(response: Any) -> dict[str, Any]:
 
 # ---- Command line ----
 
+
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="python -m apps.chat evaluate",
-        description="Run a question/ground-truth set (JSONL with 'question' and 'truth') against the chat app.")
+        description="Run a question/ground-truth set (JSONL with 'question' and 'truth') against the chat app.",
+    )
     parser.add_argument("qa_file", type=Path, metavar="QA.jsonl")
     parser.add_argument("--url", help="base URL of a running app (default: the local app, in-process)")
     parser.add_argument("--out", type=Path, help="results folder (default: results/eval-<UTC time>)")
@@ -432,7 +455,8 @@ async def evaluate_and_write(cases: list[Case], args: argparse.Namespace) -> dic
     try:
         async with chat_backend(args.url) as chat, model_judge(not args.no_judge) as (judge, judge_name):
             results, summary = await run_evaluation(
-                cases, chat, overrides=overrides_from(args), judge=judge, judge_name=judge_name)
+                cases, chat, overrides=overrides_from(args), judge=judge, judge_name=judge_name
+            )
     except SettingsError as error:
         raise EvaluationInputError(str(error)) from None
     text = summary_text(summary, args.url or "the local app (in-process)")

@@ -14,8 +14,15 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 TIMEOUT_MS = 20_000
 
 
@@ -65,8 +72,10 @@ def ask(page, question: str):
 def record_chat_requests(page) -> list[dict]:
     """The bodies the page sends to /chat/stream, in order."""
     sent = []
-    page.on("request", lambda request: sent.append(json.loads(request.post_data))
-            if request.url.endswith("/chat/stream") else None)
+    page.on(
+        "request",
+        lambda request: sent.append(json.loads(request.post_data)) if request.url.endswith("/chat/stream") else None,
+    )
     return sent
 
 
@@ -98,7 +107,9 @@ def test_the_conversation_and_session_state_go_back_with_the_next_question(page)
 
     assert [m["role"] for m in sent[1]["messages"]] == ["user", "assistant", "user"]
     # The answer goes back as the model wrote it, citations in brackets, not as displayed.
-    assert re.search(r"See the first source \[\S*vacation\.md#page=1\] for details\.$", sent[1]["messages"][1]["content"])
+    assert re.search(
+        r"See the first source \[\S*vacation\.md#page=1\] for details\.$", sent[1]["messages"][1]["content"]
+    )
     assert "session_state" in sent[1]
     assert page.locator("li.message.assistant button.citation").count() >= 2
 

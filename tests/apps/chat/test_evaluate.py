@@ -45,26 +45,33 @@ def run_evaluation(*args, **kwargs):
 
 # ---- Input ----
 
+
 def test_load_cases_reads_questions_and_keeps_line_numbers(tmp_path):
-    qa = write_jsonl(tmp_path / "qa.jsonl", [
-        json.dumps({"question": "How to run?", "truth": "Serve it [README.md#page=1]"}),
-        "",
-        json.dumps({"question": " Azure? ", "truth": "Set the host [docs/setup.md]", "extra": 1}),
-    ])
+    qa = write_jsonl(
+        tmp_path / "qa.jsonl",
+        [
+            json.dumps({"question": "How to run?", "truth": "Serve it [README.md#page=1]"}),
+            "",
+            json.dumps({"question": " Azure? ", "truth": "Set the host [docs/setup.md]", "extra": 1}),
+        ],
+    )
     assert load_cases(qa) == [
         Case(line=1, question="How to run?", truth="Serve it [README.md#page=1]"),
         Case(line=3, question="Azure?", truth="Set the host [docs/setup.md]"),
     ]
 
 
-@pytest.mark.parametrize(("bad_line", "message"), [
-    ('{"question": "q", "truth": ', "line 2: not valid JSON"),
-    ('["question", "truth"]', "line 2: expected a JSON object"),
-    ('{"question": "q"}', "line 2: missing key 'truth'"),
-    ('{"truth": "t"}', "line 2: missing key 'question'"),
-    ('{"question": "  ", "truth": "t"}', "line 2: 'question' must be a non-empty string"),
-    ('{"question": "q", "truth": 7}', "line 2: 'truth' must be a non-empty string"),
-])
+@pytest.mark.parametrize(
+    ("bad_line", "message"),
+    [
+        ('{"question": "q", "truth": ', "line 2: not valid JSON"),
+        ('["question", "truth"]', "line 2: expected a JSON object"),
+        ('{"question": "q"}', "line 2: missing key 'truth'"),
+        ('{"truth": "t"}', "line 2: missing key 'question'"),
+        ('{"question": "  ", "truth": "t"}', "line 2: 'question' must be a non-empty string"),
+        ('{"question": "q", "truth": 7}', "line 2: 'truth' must be a non-empty string"),
+    ],
+)
 def test_bad_lines_are_named_in_the_error(tmp_path, bad_line, message):
     qa = write_jsonl(tmp_path / "qa.jsonl", [json.dumps({"question": "ok", "truth": "ok"}), bad_line])
     with pytest.raises(EvaluationInputError, match=message):
@@ -100,6 +107,7 @@ def test_the_app_command_line_hands_every_option_to_evaluate(tmp_path, capsys):
 
 # ---- Metrics ----
 
+
 def test_a_truth_source_without_page_matches_every_page_of_it():
     assert evaluate.cites("docs/setup.md#page=2", "docs/setup.md")
     assert evaluate.cites("docs/setup.md#page=2", "docs/setup.md#page=2")
@@ -120,7 +128,9 @@ def test_retrieval_and_citation_metrics_for_one_question():
 
     result = evaluate_case(case, chat, {"top": 3}, judge=None)
 
-    assert chat.requests == [{"messages": [{"role": "user", "content": "Azure?"}], "context": {"overrides": {"top": 3}}}]
+    assert chat.requests == [
+        {"messages": [{"role": "user", "content": "Azure?"}], "context": {"overrides": {"top": 3}}}
+    ]
     assert result.truth_sources == ["docs/setup.md#page=2"]
     assert result.source_found is True
     assert result.source_rank == 2
@@ -167,11 +177,13 @@ def test_a_failed_request_is_recorded_and_the_run_goes_on():
 
 
 def test_summary_aggregates_rank_and_latency():
-    answers = iter([
-        ("A [README.md#page=1]", [README_PASSAGE, SETUP_PASSAGE]),   # found at rank 1
-        ("B [docs/setup.md#page=2]", [README_PASSAGE, SETUP_PASSAGE]),  # found at rank 2
-        ("C", [README_PASSAGE]),                                     # not found
-    ])
+    answers = iter(
+        [
+            ("A [README.md#page=1]", [README_PASSAGE, SETUP_PASSAGE]),  # found at rank 1
+            ("B [docs/setup.md#page=2]", [README_PASSAGE, SETUP_PASSAGE]),  # found at rank 2
+            ("C", [README_PASSAGE]),  # not found
+        ]
+    )
 
     async def chat(request):
         answer, data_points = next(answers)
@@ -191,6 +203,7 @@ def test_summary_aggregates_rank_and_latency():
 
 # ---- Judge ----
 
+
 def test_the_judge_scores_groundedness_against_the_passages_and_relevance_against_the_question():
     prompts = []
 
@@ -199,7 +212,9 @@ def test_the_judge_scores_groundedness_against_the_passages_and_relevance_agains
         return "4" if "SOURCES" in prompt else "Score: 5"
 
     chat = canned_chat("Serve it [README.md#page=1].", [README_PASSAGE])
-    results, summary = run_evaluation([Case(1, "How to run?", "[README.md]")], chat, judge=judge, judge_name="judge-model")
+    results, summary = run_evaluation(
+        [Case(1, "How to run?", "[README.md]")], chat, judge=judge, judge_name="judge-model"
+    )
 
     assert (results[0].groundedness, results[0].relevance) == (4, 5)
     assert README_PASSAGE in prompts[0] and "Serve it" in prompts[0]
@@ -223,6 +238,7 @@ def test_a_judge_reply_without_a_score_is_an_error_of_that_question_only():
 
 # ---- Results folder ----
 
+
 def test_results_folder_has_per_question_lines_and_a_summary(tmp_path):
     chat = canned_chat("Serve it [README.md#page=1].", [README_PASSAGE])
     cases = [Case(1, "How to run?", "[README.md]"), Case(2, "Again?", "[README.md#page=1]")]
@@ -244,8 +260,16 @@ QUESTIONS = [
     {"question": "Do laptops need full disk encryption?", "truth": "Yes, always [security.html]"},
 ]
 # Environment variables that would point the evaluator's settings elsewhere than this test says.
-SETTINGS_VARIABLES = ["DATABASE_URL", "POSTGRES_HOST", "AZURE_OPENAI_ENDPOINT", "OPENAI_BASE_URL", "OPENAI_API_KEY",
-                      "EMBEDDING_DIMENSIONS", "CHAT_MODEL", "AUTH_MODE"]
+SETTINGS_VARIABLES = [
+    "DATABASE_URL",
+    "POSTGRES_HOST",
+    "AZURE_OPENAI_ENDPOINT",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_KEY",
+    "EMBEDDING_DIMENSIONS",
+    "CHAT_MODEL",
+    "AUTH_MODE",
+]
 
 
 @pytest.fixture
@@ -282,7 +306,8 @@ def test_evaluate_a_running_app_by_url(chat_app, qa_file, tmp_path, clean_enviro
 
 
 def test_the_configured_model_judges_groundedness_and_relevance(
-        chat_app, fake_openai, qa_file, tmp_path, clean_environment):
+    chat_app, fake_openai, qa_file, tmp_path, clean_environment
+):
     def judge_or_answer(messages):
         prompt = messages[-1]["content"]
         if "Rate from 1 to 5" in prompt:
@@ -298,14 +323,16 @@ def test_the_configured_model_judges_groundedness_and_relevance(
     results, summary = read_results(tmp_path / "out")
     assert [(result["groundedness"], result["relevance"]) for result in results] == [(5, 3)] * 3
     assert (summary["answers"]["judge"], summary["answers"]["groundedness_mean"]) == ("judge-model", 5)
-    judge_prompts = [r.body["messages"][-1]["content"] for r in fake_openai.requests_to("/chat/completions")
-                     if "Rate from 1 to 5" in r.body["messages"][-1]["content"]]
+    judge_prompts = [
+        r.body["messages"][-1]["content"]
+        for r in fake_openai.requests_to("/chat/completions")
+        if "Rate from 1 to 5" in r.body["messages"][-1]["content"]
+    ]
     assert len(judge_prompts) == 6
     assert any("twenty-five days of paid vacation" in prompt for prompt in judge_prompts)
 
 
-def test_evaluate_runs_the_local_app_in_process_by_default(
-        chat_app, fake_openai, qa_file, tmp_path, clean_environment):
+def test_evaluate_runs_the_local_app_in_process_by_default(chat_app, fake_openai, qa_file, tmp_path, clean_environment):
     # The same database and model the served app uses, configured the way `serve` reads them.
     clean_environment.setenv("DATABASE_URL", chat_app.settings.database_url)
     clean_environment.setenv("OPENAI_BASE_URL", fake_openai.base_url)
@@ -347,7 +374,8 @@ def test_the_shipped_ground_truth_cites_only_bundled_sample_documents():
 
 @pytest.mark.parametrize("model", ["fake model", "no model"])
 def test_the_shipped_ground_truth_finds_its_sources_in_the_sample_corpus(
-        make_settings, serve_app, fake_openai, tmp_path, clean_environment, model):
+    make_settings, serve_app, fake_openai, tmp_path, clean_environment, model
+):
     settings = make_settings() if model == "fake model" else make_settings(openai_base_url=None)
     asyncio.run(ingest(settings, [BUNDLED_SAMPLE_DOCS]))
     with serve_app(settings) as running:
