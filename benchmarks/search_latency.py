@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import bisect
 import dataclasses
+import hashlib
 import itertools
 import random
 import statistics
@@ -82,11 +83,18 @@ class ZipfWords:
         return chosen
 
 
-async def build_data_set(database: Database, chunks: int, dimensions: int, words: ZipfWords) -> None:
+def data_set_fingerprint(chunks: int, dimensions: int, seed: int, words: ZipfWords) -> str:
+    """Identifies what build_data_set would generate, so a data set made by other code is never reused."""
+    description = f"{chunks}|{dimensions}|{seed}|{CHUNKS_PER_DOCUMENT}|{' '.join(words.words)}"
+    return hashlib.sha256(description.encode()).hexdigest()[:16]
+
+
+async def build_data_set(database: Database, chunks: int, dimensions: int, words: ZipfWords, fingerprint: str) -> None:
     async with database.connection() as conn:
         count = (await (await conn.execute("SELECT count(*) FROM chunks")).fetchone())[0]
-        if count == chunks:
-            print(f"reusing {count} chunks already in the database")
+        kept = await (await conn.execute("SELECT content_hash FROM documents LIMIT 1")).fetchone()
+        if count == chunks and kept and kept[0] == fingerprint:
+            print(f"reusing the {count} chunks this benchmark generated earlier")
             return
         print(f"generating {chunks} chunks of ~90 words with {dimensions}-dimension embeddings ...", flush=True)
         started = time.perf_counter()
@@ -100,7 +108,7 @@ async def build_data_set(database: Database, chunks: int, dimensions: int, words
             cursor.copy("COPY documents (id, source, title, content_hash) FROM STDIN") as copy,
         ):
             for number in range(documents):
-                await copy.write_row((number + 1, f"bench/doc-{number}.md", f"Document {number}", "bench"))
+                await copy.write_row((number + 1, f"bench/doc-{number}.md", f"Document {number}", fingerprint))
         async with (
             conn.cursor() as cursor,
             cursor.copy("COPY chunks (document_id, ordinal, page, content) FROM STDIN") as copy,
@@ -209,7 +217,8 @@ async def main(argv: list[str] | None = None) -> int:
     database = Database(settings)
     await database.open()
     try:
-        await build_data_set(database, arguments.chunks, arguments.dimensions, words)
+        fingerprint = data_set_fingerprint(arguments.chunks, arguments.dimensions, arguments.seed, words)
+        await build_data_set(database, arguments.chunks, arguments.dimensions, words, fingerprint)
         searcher = Searcher(database, settings.search_candidates, settings.text_search_candidate_limit)
         queries = [
             (" ".join(words.distinct(rng.randint(2, 5))), random_vector(rng, arguments.dimensions))

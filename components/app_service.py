@@ -128,20 +128,14 @@ class ChatWebApp(pulumi.ComponentResource):
         )
         self._require_sign_in(name, site, args)
         # Basic (user/password) publishing credentials off for FTP and for the SCM (Kudu) site.
-        web.WebAppFtpAllowed(
-            f"{name}-ftp-basic-auth",
-            name=site.name,
-            resource_group_name=args.resource_group_name,
-            allow=False,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        web.WebAppScmAllowed(
-            f"{name}-scm-basic-auth",
-            name=site.name,
-            resource_group_name=args.resource_group_name,
-            allow=False,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        for publishing_policy, channel in ((web.WebAppFtpAllowed, "ftp"), (web.WebAppScmAllowed, "scm")):
+            publishing_policy(
+                f"{name}-{channel}-basic-auth",
+                name=site.name,
+                resource_group_name=args.resource_group_name,
+                allow=False,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
         send_to_workspace(f"{name}-plan", resource_id=plan.id, workspace_id=args.workspace_id, parent=self, logs=False)
         send_to_workspace(f"{name}-site", resource_id=site.id, workspace_id=args.workspace_id, parent=self)
         self.web_app_id = site.id
