@@ -150,5 +150,7 @@ if build_agents.agent_pool_name is not None:
     pulumi.export("buildAgentPoolName", build_agents.agent_pool_name)
 pulumi.export("postgresHost", postgres.host)
 pulumi.export("keyVaultUri", key_vault.vault_uri)
+# The sign-in app registration trusts this identity as a federated credential (docs/deploying.md).
+pulumi.export("appIdentityPrincipalId", app_identity.principal_id)
 pulumi.export("gatewayUrl", gateway.gateway_url)
 pulumi.export("openAiEndpoints", openai.endpoints)
