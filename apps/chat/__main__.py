@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import signal
 import sys
 from pathlib import Path
 
@@ -56,8 +57,15 @@ def _serve(settings, host: str, port: int | None) -> int:
 
     from .app import create_app
 
+    # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with our handler in place.
+    # Exiting normally here (not dying of the signal) lets the embedded PostgreSQL stop at exit.
+    signal.signal(signal.SIGTERM, _exit_normally)
     uvicorn.run(create_app(settings), host=host, port=port or settings.port, log_level="info")
     return 0
+
+
+def _exit_normally(signal_number: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def _evaluate(arguments: list[str]) -> int:
