@@ -755,6 +755,12 @@ def parse_stack_config(values: Mapping[str, Any], stack: str) -> StackConfig:
     return config
 
 
+def project_keys(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`{"aichat:network": ..., "azure-native:location": ...}` -> `{"network": ...}`: this project's keys only."""
+    prefix = f"{PROJECT}:"
+    return {key[len(prefix) :]: value for key, value in values.items() if key.startswith(prefix)}
+
+
 def load_stack_config() -> StackConfig:
     """Read every `aichat:` key of the current stack and validate it.
 
@@ -763,8 +769,7 @@ def load_stack_config() -> StackConfig:
     import pulumi
 
     values: dict[str, Any] = {}
-    for full_key, raw in _project_config_values().items():
-        key = full_key.split(":", 1)[1]
+    for key, raw in project_keys(_all_config_values()).items():
         try:
             values[key] = json.loads(raw)
         except (json.JSONDecodeError, TypeError):
@@ -772,7 +777,7 @@ def load_stack_config() -> StackConfig:
     return parse_stack_config(values, pulumi.get_stack())
 
 
-def _project_config_values() -> dict[str, Any]:
+def _all_config_values() -> dict[str, Any]:
     """All `aichat:*` keys of the stack, so that a misspelt top-level key is reported, not ignored.
 
     The SDK has no public "list keys" call; it keeps explicit config (tests) in `CONFIG` and the CLI
@@ -782,4 +787,4 @@ def _project_config_values() -> dict[str, Any]:
 
     merged = dict(runtime_config.get_config_env() or {})
     merged.update(runtime_config.CONFIG.get())
-    return {k: v for k, v in merged.items() if k.startswith(f"{PROJECT}:")}
+    return merged

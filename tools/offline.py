@@ -76,12 +76,9 @@ class ProgramRun:
     @property
     def stack_config(self):
         """The validated StackConfig the program ran with (typed, unlike `config`)."""
-        from components.config import parse_stack_config
+        from components.config import parse_stack_config, project_keys
 
-        prefix = f"{PROJECT}:"
-        return parse_stack_config(
-            {k[len(prefix) :]: v for k, v in self.config.items() if k.startswith(prefix)}, self.stack
-        )
+        return parse_stack_config(project_keys(self.config), self.stack)
 
     def of_type(self, type_token: str) -> list[Registration]:
         return [r for r in self.resources if r.type == type_token]
@@ -97,21 +94,6 @@ class ProgramRun:
 
     def by_id(self, resource_id: str) -> Registration:
         return next(r for r in self.resources if r.id == resource_id)
-
-    def children_of(self, urn: str) -> list[Registration]:
-        return [r for r in self.resources if r.parent == urn]
-
-    def component_of(self, registration: Registration) -> Registration | None:
-        """The nearest component resource above a resource (None for top-level resources)."""
-        parent = registration.parent
-        while parent:
-            candidate = self.by_urn(parent) if any(r.urn == parent for r in self.resources) else None
-            if candidate is None:
-                return None
-            if not candidate.custom:
-                return candidate
-            parent = candidate.parent
-        return None
 
 
 # ------------------------------------------------------------------------------------------------

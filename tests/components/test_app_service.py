@@ -107,9 +107,9 @@ def test_app_trusts_identity_headers_only_because_the_platform_sets_them(program
 
 
 def test_sign_in_client_id_must_be_a_guid(stack_values):
-    from components.config import ConfigError, parse_stack_config
+    from components.config import ConfigError, parse_stack_config, project_keys
 
-    values = {k.split(":", 1)[1]: v for k, v in stack_values("dev").items() if k.startswith("aichat:")}
+    values = project_keys(stack_values("dev"))
     values["appService"]["signInClientId"] = "my-app"
     with pytest.raises(
         ConfigError, match=r"aichat:appService.signInClientId: 'my-app' is not valid; must be the client id"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.config import ConfigError, parse_stack_config
+from components.config import ConfigError, parse_stack_config, project_keys
 from components.network import BUILD_AGENTS_NSG_RULES
 
 POOL = "azure-native:containerregistry:AgentPool"
@@ -63,7 +63,7 @@ def test_disabling_the_pool_removes_it_and_its_output(run_with, stack_values):
     ],
 )
 def test_bad_agent_pool_config_is_refused_with_the_key_named(stack_values, key, value, message):
-    values = {k.split(":", 1)[1]: v for k, v in stack_values("prod").items() if k.startswith("aichat:")}
+    values = project_keys(stack_values("prod"))
     values["registry"]["buildAgentPool"][key] = value
     with pytest.raises(ConfigError) as error:
         parse_stack_config(values, "prod")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from components.config import ConfigError, parse_stack_config
+from components.config import ConfigError, parse_stack_config, project_keys
 from tools.offline import ProgramError
 
 
 def values_of(stack_values, stack: str) -> dict:
     """The stack file's config without the `aichat:` prefix (what parse_stack_config takes)."""
-    return {k.split(":", 1)[1]: v for k, v in stack_values(stack).items() if k.startswith("aichat:")}
+    return project_keys(stack_values(stack))
 
 
 def error_for(values: dict, stack: str = "dev") -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.config import ConfigError, parse_stack_config
+from components.config import ConfigError, parse_stack_config, project_keys
 from tools.offline import ProgramError
 
 
@@ -13,7 +13,7 @@ def values(stack_values):
     """Config of a stack without the `aichat:` prefix, as parse_stack_config takes it."""
 
     def load(stack: str = "dev") -> dict:
-        return {k.split(":", 1)[1]: v for k, v in stack_values(stack).items() if k.startswith("aichat:")}
+        return project_keys(stack_values(stack))
 
     return load
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from components.config import ConfigError, parse_stack_config
+from components.config import ConfigError, parse_stack_config, project_keys
 from components.roles import BuiltInRole
 from tools.offline import ProgramRun
 
@@ -27,7 +27,7 @@ def environment_of(group) -> dict[str, str]:
 
 
 def without_prefix(values: dict) -> dict:
-    return {key.split(":", 1)[1]: value for key, value in values.items() if key.startswith("aichat:")}
+    return project_keys(values)
 
 
 def test_runs_in_the_jobs_subnet_which_is_delegated_to_container_instances(program):

@@ -13,6 +13,7 @@ import re
 import pytest
 
 from components import config as config_module
+from components.config import project_keys
 from tools.offline import REPO_ROOT, known_stacks, stack_config_values
 
 DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
@@ -64,7 +65,7 @@ def keys_the_parser_reads(monkeypatch) -> set[str]:
 
     monkeypatch.setattr(config_module.Section, "_take", recording_take)
     for stack in known_stacks():
-        values = {k.split(":", 1)[1]: v for k, v in stack_config_values(stack).items() if k.startswith("aichat:")}
+        values = project_keys(stack_config_values(stack))
         config_module.parse_stack_config(values, stack)
     return {normalize(key) for key in read}
 

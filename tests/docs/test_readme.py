@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from components.config import project_keys
 from tools.offline import REPO_ROOT, known_stacks, stack_config_values
 
 README = (REPO_ROOT / "README.md").read_text()
@@ -39,7 +40,7 @@ def is_documented(path: str, documented: set[str]) -> bool:
 def test_every_key_in_every_stack_file_is_in_the_config_reference():
     documented = documented_paths()
     for stack in known_stacks():
-        values = {k.split(":", 1)[1]: v for k, v in stack_config_values(stack).items() if k.startswith("aichat:")}
+        values = project_keys(stack_config_values(stack))
         missing = sorted(p for p in leaf_paths(values) if not is_documented(p, documented))
         assert missing == [], f"Pulumi.{stack}.yaml sets keys the README's config reference does not describe"
 
