@@ -202,7 +202,8 @@ def _add_routes(app: FastAPI, services: AppServices) -> None:
         chat_request = await _read_chat_request(request, settings)
         caller = _caller(request, settings)
         try:
-            return await services.chat.answer(chat_request, caller)
+            # A JSONResponse of plain dicts and strings: FastAPI's generic encoder would walk it again.
+            return JSONResponse(await services.chat.answer(chat_request, caller))
         except (ModelUnavailableError, ModelResponseError) as error:
             raise _model_error(error) from error
 

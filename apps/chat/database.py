@@ -68,7 +68,8 @@ class Database:
             min_size=self.settings.db_pool_min_size,
             max_size=self.settings.db_pool_max_size,
             configure=self._configure_connection,
-            check=AsyncConnectionPool.check_connection,
+            # No check as a connection leaves the pool: that is a round trip per request. A connection
+            # that died while idle (server restart, failover) is noticed by fetch_all instead.
             # Entra tokens last about an hour; recycle connections well within that.
             max_lifetime=30 * 60,
             timeout=self.settings.db_pool_timeout_seconds,
@@ -117,9 +118,25 @@ class Database:
         )
 
     def connection(self):
+        """A pooled connection for writes and transactions (not checked: it may have died while idle)."""
         if self.pool is None:
             raise RuntimeError("the database is not open")
         return self.pool.connection()
+
+    async def fetch_all(self, query: Any, params: Any = None, *, prepare: bool | None = None) -> list[tuple]:
+        """The rows of a read-only query. If the pooled connection turns out to have died while idle,
+        the pool drops its other dead connections and the query runs once more on a fresh one."""
+        for attempt in (1, 2):
+            conn = None
+            try:
+                async with self.connection() as conn:
+                    return await (await conn.execute(query, params, prepare=prepare)).fetchall()
+            except psycopg.OperationalError:
+                if attempt == 2 or conn is None or not conn.broken:
+                    raise
+            log.warning("a pooled database connection was dead; checking the pool and retrying once")
+            await self.pool.check()
+        raise AssertionError("unreachable")
 
     async def _migrate(self, conn: psycopg.AsyncConnection) -> None:
         """Apply the SQL files in migrations/ that this database has not seen yet, in name order."""
@@ -161,9 +178,8 @@ class Database:
         """Database health for /healthz: never raises."""
         try:
             async with asyncio.timeout(min(3.0, self.settings.db_pool_timeout_seconds)):
-                async with self.connection() as conn:
-                    row = await (await conn.execute("SELECT count(*) FROM documents")).fetchone()
-            return {"status": "ok", "documents": row[0]}
+                rows = await self.fetch_all("SELECT count(*) FROM documents")
+            return {"status": "ok", "documents": rows[0][0]}
         except Exception as error:  # noqa: BLE001 - any failure means "unreachable" to the health check
             return {"status": "unreachable", "error": f"{type(error).__name__}: {error}".strip()}
 

