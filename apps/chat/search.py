@@ -13,9 +13,11 @@ A chunk's fused score is the RRF sum over the lists it appears in: 1 / (RRF_K + 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from pgvector import Vector
+from psycopg import sql
 
 from .access import AccessFilter
 from .database import Database
@@ -23,11 +25,13 @@ from .database import Database
 RRF_K = 60
 MAX_QUERY_WORDS = 12  # distinct words of a query used for full-text lookups
 
+# Switches and limits in braces are written into the text as constants (search_statement);
+# %(name)s are bind parameters.
 HYBRID_SEARCH_SQL = """
 WITH visible AS (
     SELECT ARRAY(
         SELECT id FROM documents
-        WHERE (allowed_user_ids = '{}' AND allowed_group_ids = '{}' AND %(unrestricted_visible)s)
+        WHERE (allowed_user_ids = '{{}}' AND allowed_group_ids = '{{}}' AND %(unrestricted_visible)s)
            OR allowed_user_ids && %(user_ids)s::text[]
            OR allowed_group_ids && %(group_ids)s::text[]
     ) AS document_ids
@@ -37,10 +41,10 @@ WITH visible AS (
 vector_candidates AS MATERIALIZED (
     SELECT c.id, c.embedding <=> %(embedding)b::vector AS distance
     FROM chunks c
-    WHERE %(use_vectors)s AND c.embedding IS NOT NULL
-      AND (%(see_all)s OR c.document_id = ANY ((SELECT document_ids FROM visible)::bigint[]))
+    WHERE {use_vectors} AND c.embedding IS NOT NULL
+      AND ({see_all} OR c.document_id = ANY ((SELECT document_ids FROM visible)::bigint[]))
     ORDER BY c.embedding <=> %(embedding)b::vector
-    LIMIT %(candidates)s
+    LIMIT {candidates}
 ),
 vector_ranked AS (
     SELECT id, row_number() OVER (ORDER BY distance, id) AS rank FROM vector_candidates
@@ -51,8 +55,8 @@ vector_ranked AS (
 query_words AS (
     SELECT DISTINCT plainto_tsquery('simple', word.lexeme) AS word_query
     FROM unnest(to_tsvector('english', %(query)s)) AS word
-    WHERE %(use_text)s
-    LIMIT %(max_query_words)s
+    WHERE {use_text}
+    LIMIT {max_query_words}
 ),
 word_matches AS MATERIALIZED (
     SELECT w.word_query, m.id
@@ -60,22 +64,22 @@ word_matches AS MATERIALIZED (
     CROSS JOIN LATERAL (
         SELECT c.id FROM chunks c
         WHERE c.search_vector @@ w.word_query
-          AND (%(see_all)s OR c.document_id = ANY ((SELECT document_ids FROM visible)::bigint[]))
-        LIMIT %(text_limit)s
+          AND ({see_all} OR c.document_id = ANY ((SELECT document_ids FROM visible)::bigint[]))
+        LIMIT {text_limit}
     ) m
 ),
 -- A rarer word (fewer matches) weighs more, like inverse document frequency.
 word_weights AS MATERIALIZED (
-    SELECT word_query, ln(1 + %(text_limit)s::float8 / count(*)) AS weight
+    SELECT word_query, ln(1 + {text_limit}::float8 / count(*)) AS weight
     FROM word_matches GROUP BY word_query
 ),
 text_candidates AS MATERIALIZED (
     SELECT id FROM word_matches
     UNION
     (SELECT c.id FROM chunks c
-     WHERE %(use_text)s AND c.search_vector @@ plainto_tsquery('english', %(query)s)
-       AND (%(see_all)s OR c.document_id = ANY ((SELECT document_ids FROM visible)::bigint[]))
-     LIMIT %(text_limit)s)
+     WHERE {use_text} AND c.search_vector @@ plainto_tsquery('english', %(query)s)
+       AND ({see_all} OR c.document_id = ANY ((SELECT document_ids FROM visible)::bigint[]))
+     LIMIT {text_limit})
 ),
 text_ranked AS (
     SELECT t.id, row_number() OVER (ORDER BY score.total DESC, t.id) AS rank
@@ -85,10 +89,10 @@ text_ranked AS (
         SELECT sum(w.weight) AS total FROM word_weights w WHERE c.search_vector @@ w.word_query
     ) score
     ORDER BY rank
-    LIMIT %(candidates)s
+    LIMIT {candidates}
 ),
 fused AS (
-    SELECT id, sum(1.0 / (%(rrf_k)s + rank)) AS score
+    SELECT id, sum(1.0 / ({rrf_k} + rank)) AS score
     FROM (SELECT id, rank FROM vector_ranked UNION ALL SELECT id, rank FROM text_ranked) ranked
     GROUP BY id
 )
@@ -139,25 +143,48 @@ class Searcher:
     async def search(self, request: SearchRequest) -> list[SearchResult]:
         use_vectors = request.retrieval_mode in ("hybrid", "vectors") and request.embedding is not None
         use_text = request.retrieval_mode in ("hybrid", "text")
+        statement = search_statement(
+            use_vectors=use_vectors,
+            use_text=use_text,
+            see_all=request.access.see_all,
+            candidates=max(self.candidates, request.top),
+            text_limit=self.text_limit,
+        )
         parameters = {
-            "see_all": request.access.see_all,
             "unrestricted_visible": request.access.unrestricted_visible,
             "user_ids": request.access.user_ids,
             "group_ids": request.access.group_ids,
-            "use_vectors": use_vectors,
+            # Bound in binary (%(embedding)b): 4 bytes a dimension instead of about 20 characters of text.
             "embedding": Vector(request.embedding) if use_vectors else None,
-            "use_text": use_text,
             "query": request.query,
-            "candidates": max(self.candidates, request.top),
-            "text_limit": self.text_limit,
-            "max_query_words": MAX_QUERY_WORDS,
-            "rrf_k": RRF_K,
             "minimum_score": request.minimum_score,
             "top": request.top,
         }
-        # The embedding is bound in binary (%(embedding)b): 4 bytes a dimension instead of
-        # about 20 characters of text to format and send.
-        # prepare=False: plan with the actual values every time. A generic (prepared) plan cannot
-        # fold the on/off switches above and may scan every chunk instead of the HNSW index.
-        rows = await self.database.fetch_all(HYBRID_SEARCH_SQL, parameters, prepare=False)
+        # prepare=True: each connection plans this statement once (see search_statement).
+        rows = await self.database.fetch_all(statement, parameters, prepare=True)
         return [SearchResult(*row) for row in rows]
+
+
+@functools.lru_cache(maxsize=64)
+def search_statement(*, use_vectors: bool, use_text: bool, see_all: bool, candidates: int, text_limit: int) -> str:
+    """HYBRID_SEARCH_SQL with the switches and limits written in as constants.
+
+    Planning this query costs more than running it on a warm index, so the app prepares it once per
+    connection and PostgreSQL reuses one generic plan (plan_cache_mode, database.py). With the switches
+    as constants that plan is the right one for each combination: a side that is off (`false AND ...`)
+    is folded away, and the HNSW scan is planned for a known LIMIT. There are few combinations: three
+    retrieval modes, with or without an access filter, and the candidate count.
+    """
+    return (
+        sql.SQL(HYBRID_SEARCH_SQL)
+        .format(
+            use_vectors=sql.Literal(use_vectors),
+            use_text=sql.Literal(use_text),
+            see_all=sql.Literal(see_all),
+            candidates=sql.Literal(candidates),
+            text_limit=sql.Literal(text_limit),
+            max_query_words=sql.Literal(MAX_QUERY_WORDS),
+            rrf_k=sql.Literal(RRF_K),
+        )
+        .as_string()
+    )

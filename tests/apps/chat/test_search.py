@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+
 import httpx
 import pytest
+
+from apps.chat.access import AccessFilter
+from apps.chat.database import Database
+from apps.chat.search import Searcher, SearchRequest
 
 QUESTIONS = {
     "how many vacation days do employees get": "vacation.md",
@@ -69,3 +76,30 @@ def test_text_search_matches_any_word_when_no_chunk_has_all(chat_app):
 
 def test_stopword_only_query_returns_no_text_results(chat_app):
     assert search(chat_app, "the and of", retrieval_mode="text").json()["results"] == []
+
+
+def test_each_kind_of_search_is_planned_once_per_connection(chat_app):
+    """Planning the hybrid query costs more than running it, so each connection prepares one
+    statement per retrieval mode and PostgreSQL reuses its generic plan (no planning per request)."""
+    settings = dataclasses.replace(chat_app.settings, db_pool_min_size=1, db_pool_max_size=1)
+    see_all = AccessFilter(see_all=True, unrestricted_visible=True, user_ids=[], group_ids=[])
+    embedding = [1.0] + [0.0] * (settings.embedding_dimensions - 1)
+
+    async def search_then_read_plan_counts():
+        database = Database(settings)
+        await database.open()
+        try:
+            searcher = Searcher(database, settings.search_candidates, settings.text_search_candidate_limit)
+            for _ in range(3):
+                for mode in ("hybrid", "vectors", "text"):
+                    assert await searcher.search(SearchRequest("vacation days", 5, 0.0, mode, embedding, see_all))
+            return await database.fetch_all(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
+                ("%vector_candidates%",),
+            )
+        finally:
+            await database.close()
+
+    plan_counts = asyncio.run(search_then_read_plan_counts())
+
+    assert sorted(plan_counts) == [(3, 0), (3, 0), (3, 0)]
