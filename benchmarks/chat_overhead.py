@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -46,12 +47,9 @@ from apps.chat.evaluate import percentile
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_DOCS = REPO_ROOT / "apps" / "chat" / "sample_docs"
-QUESTIONS = [
-    "How does the app sign in to PostgreSQL?",
-    "What does API Management do in front of Azure OpenAI?",
-    "What happens when a changed file is ingested again?",
-    "What is reciprocal rank fusion?",
-]
+# The sample corpus's evaluation questions, as the Locust file uses.
+GROUND_TRUTH = REPO_ROOT / "apps" / "chat" / "eval" / "ground_truth.jsonl"
+QUESTIONS = [json.loads(line)["question"] for line in GROUND_TRUTH.read_text().splitlines() if line.strip()]
 TARGET_P95_MS = 15.0
 START_TIMEOUT_SECONDS = 120
 
