@@ -56,6 +56,15 @@ class Registration:
         return self.outputs.get("id")
 
 
+@dataclass(frozen=True)
+class RoleGrant:
+    """A role assignment the program registered: the role definition's GUID, its scope and who holds it."""
+
+    role_id: str
+    scope: str
+    principal_id: str
+
+
 class ProgramError(Exception):
     """The program raised; `resources` are what it had registered by then (config errors: none)."""
 
@@ -94,6 +103,12 @@ class ProgramRun:
 
     def by_id(self, resource_id: str) -> Registration:
         return next(r for r in self.resources if r.id == resource_id)
+
+    def role_grants(self) -> list[RoleGrant]:
+        return [
+            RoleGrant(r.inputs["roleDefinitionId"].rsplit("/", 1)[1], r.inputs["scope"], r.inputs["principalId"])
+            for r in self.of_type("azure-native:authorization:RoleAssignment")
+        ]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -119,11 +119,7 @@ def test_pool_lists_exactly_the_members_with_configured_priority_and_weight(prog
 
 def test_gateway_identity_holds_exactly_openai_user_on_each_account_and_metrics_publisher_on_app_insights(program):
     principal = gateway_principal(program)
-    grants = {
-        (a.inputs["roleDefinitionId"].rsplit("/", 1)[-1], a.inputs["scope"])
-        for a in program.of_type(ROLE_ASSIGNMENT)
-        if a.inputs["principalId"] == principal
-    }
+    grants = {(g.role_id, g.scope) for g in program.role_grants() if g.principal_id == principal}
     app_insights = program.one("azure-native:applicationinsights:Component").id
     expected = {(BuiltInRole.COGNITIVE_SERVICES_OPENAI_USER.value, a.id) for a in program.of_type(ACCOUNT)}
     expected.add((BuiltInRole.MONITORING_METRICS_PUBLISHER.value, app_insights))
@@ -132,7 +128,7 @@ def test_gateway_identity_holds_exactly_openai_user_on_each_account_and_metrics_
 
 def test_nobody_else_gets_openai_roles_on_the_accounts(program):
     accounts = {a.id for a in program.of_type(ACCOUNT)}
-    holders = {a.inputs["principalId"] for a in program.of_type(ROLE_ASSIGNMENT) if a.inputs["scope"] in accounts}
+    holders = {g.principal_id for g in program.role_grants() if g.scope in accounts}
     assert holders == {gateway_principal(program)}
 
 

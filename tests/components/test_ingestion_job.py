@@ -73,11 +73,7 @@ def test_signs_in_to_postgres_as_itself_with_an_entra_token(program):
 def test_its_identity_has_exactly_acr_pull_on_the_registry_and_a_postgres_admin_entry(program):
     principal_id = ingestion_identity(program).outputs["principalId"]
     registry = program.one("azure-native:containerregistry:Registry")
-    grants = [
-        (r.inputs["roleDefinitionId"].rsplit("/", 1)[-1], r.inputs["scope"])
-        for r in program.of_type("azure-native:authorization:RoleAssignment")
-        if r.inputs["principalId"] == principal_id
-    ]
+    grants = [(g.role_id, g.scope) for g in program.role_grants() if g.principal_id == principal_id]
     assert grants == [(BuiltInRole.ACR_PULL.value, registry.id)]
     admins = [
         a for a in program.of_type("azure-native:dbforpostgresql:Administrator") if a.inputs["objectId"] == principal_id

@@ -38,12 +38,8 @@ def test_generated_secrets_come_from_random_and_are_stored_in_the_vault(program)
 def test_app_identity_may_read_those_secrets_and_nothing_wider(program):
     secrets = program.of_type("azure-native:keyvault:Secret")
     app_identity = program.one("azure-native:managedidentity:UserAssignedIdentity", "identities-app")
-    readers = [
-        r
-        for r in program.of_type("azure-native:authorization:RoleAssignment")
-        if r.inputs["roleDefinitionId"].endswith(BuiltInRole.KEY_VAULT_SECRETS_USER.value)
-    ]
-    assert sorted((r.inputs["scope"], r.inputs["principalId"]) for r in readers) == sorted(
+    readers = [g for g in program.role_grants() if g.role_id == BuiltInRole.KEY_VAULT_SECRETS_USER.value]
+    assert sorted((g.scope, g.principal_id) for g in readers) == sorted(
         (secret.id, app_identity.outputs["principalId"]) for secret in secrets
     )
 
@@ -68,6 +64,6 @@ def test_each_generated_secret_gets_its_own_reader_grant(declare):
     lengths = {p.name: p.inputs["length"] for p in run.of_type("random:index/randomBytes:RandomBytes")}
     assert set(secrets) == {"first", "second"}
     assert lengths == {"kv-first-value": 32, "kv-second-value": 48}
-    grants = run.of_type("azure-native:authorization:RoleAssignment")
-    assert sorted(g.inputs["scope"] for g in grants) == sorted(s.id for s in secrets.values())
-    assert {g.inputs["principalId"] for g in grants} == {"reader"}
+    grants = run.role_grants()
+    assert sorted(g.scope for g in grants) == sorted(s.id for s in secrets.values())
+    assert {g.principal_id for g in grants} == {"reader"}

@@ -37,12 +37,11 @@ def test_app_identity_has_acr_pull_scoped_to_the_registry(program):
     registry = program.one("azure-native:containerregistry:Registry")
     app_identity = program.one("azure-native:managedidentity:UserAssignedIdentity", "identities-app")
     pulls = [
-        r
-        for r in program.of_type("azure-native:authorization:RoleAssignment")
-        if r.inputs["roleDefinitionId"].endswith(BuiltInRole.ACR_PULL.value)
-        and r.inputs["principalId"] == app_identity.outputs["principalId"]
+        g.scope
+        for g in program.role_grants()
+        if g.role_id == BuiltInRole.ACR_PULL.value and g.principal_id == app_identity.outputs["principalId"]
     ]
-    assert [r.inputs["scope"] for r in pulls] == [registry.id]
+    assert pulls == [registry.id]
 
 
 def test_every_puller_gets_acr_pull_on_the_registry_and_nothing_else(declare):
@@ -63,7 +62,7 @@ def test_every_puller_gets_acr_pull_on_the_registry_and_nothing_else(declare):
 
     run = declare(build)
     registry = run.one("azure-native:containerregistry:Registry")
-    grants = run.of_type("azure-native:authorization:RoleAssignment")
-    assert sorted(g.inputs["principalId"] for g in grants) == ["principal-job", "principal-web"]
-    assert {g.inputs["scope"] for g in grants} == {registry.id}
-    assert {g.inputs["roleDefinitionId"].rsplit("/", 1)[1] for g in grants} == {BuiltInRole.ACR_PULL.value}
+    grants = run.role_grants()
+    assert sorted(g.principal_id for g in grants) == ["principal-job", "principal-web"]
+    assert {g.scope for g in grants} == {registry.id}
+    assert {g.role_id for g in grants} == {BuiltInRole.ACR_PULL.value}
