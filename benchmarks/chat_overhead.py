@@ -127,19 +127,23 @@ def embedded_database(work_dir: Path) -> Iterator[str]:
 
 
 @contextlib.contextmanager
+def instant_upstream(work_dir: Path) -> Iterator[str]:
+    """benchmarks/instant_upstream.py in its own process; yields its URL (without /v1)."""
+    port = free_port()
+    url, log_path = f"http://127.0.0.1:{port}", work_dir / "upstream.log"
+    command = [sys.executable, "-m", "benchmarks.instant_upstream", str(port)]
+    with process(command, dict(os.environ), log_path) as upstream:
+        wait_until_up(url + "/", upstream, log_path, need_200=False)
+        yield url
+
+
+@contextlib.contextmanager
 def local_stack(work_dir: Path, workers: int) -> Iterator[tuple[str, str]]:
-    """Fake upstream, database with the sample corpus, and the app; yields (app URL, upstream URL)."""
-    upstream_port, app_port = free_port(), free_port()
-    upstream_url = f"http://127.0.0.1:{upstream_port}"
+    """Instant upstream, database with the sample corpus, and the app; yields (app URL, upstream URL)."""
+    app_port = free_port()
     python = sys.executable
-    upstream_log, app_log = work_dir / "upstream.log", work_dir / "app.log"
-    with (
-        embedded_database(work_dir) as database_url,
-        process(
-            [python, "-m", "benchmarks.instant_upstream", str(upstream_port)], dict(os.environ), upstream_log
-        ) as upstream,
-    ):
-        wait_until_up(upstream_url + "/", upstream, upstream_log, need_200=False)
+    app_log = work_dir / "app.log"
+    with embedded_database(work_dir) as database_url, instant_upstream(work_dir) as upstream_url:
         env = {
             **os.environ,
             "DATABASE_URL": database_url,

@@ -4,41 +4,20 @@ or the benchmark would time errors: embeddings, answers with a citation, and str
 from __future__ import annotations
 
 import asyncio
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
 from apps.chat.model_client import ModelClient
 from apps.chat.settings import Settings
+from benchmarks.chat_overhead import instant_upstream
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PROMPT = [{"role": "user", "content": "When does the car park open?\n\nSources:\nparking.md#page=1: At seven.\n"}]
 
 
 @pytest.fixture(scope="module")
-def upstream_url():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "benchmarks.instant_upstream", str(port)], cwd=REPO_ROOT)
-    try:
-        deadline = time.monotonic() + 30
-        while not accepts_connections(port):
-            assert server.poll() is None and time.monotonic() < deadline, "the instant upstream did not start"
-            time.sleep(0.05)
-        yield f"http://127.0.0.1:{port}/v1"
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
-def accepts_connections(port: int) -> bool:
-    with socket.socket() as probe:
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+def upstream_url(tmp_path_factory):
+    with instant_upstream(tmp_path_factory.mktemp("upstream")) as url:
+        yield url + "/v1"
 
 
 def call(upstream_url: str, work):
