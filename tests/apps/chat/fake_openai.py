@@ -1,4 +1,4 @@
-"""A fake OpenAI-compatible server on 127.0.0.1 for tests and benchmarks.
+"""A fake OpenAI-compatible server on 127.0.0.1 for tests (benchmarks use benchmarks/instant_upstream.py).
 
 It serves chat completions (plain and streamed as server-sent events) and embeddings on both the
 OpenAI paths (/v1/...) and the Azure OpenAI paths (/openai/deployments/<name>/...). It can:
