@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -65,3 +67,25 @@ def declare() -> Callable[..., ProgramRun]:
         return run_under_mocks(stack, lambda: build(StackContext.for_current_deployment(load_stack_config())))
 
     return run
+
+
+# Tests clean up after themselves: scratch folders outside pytest's tmp_path carry this prefix, and a
+# run that leaves one behind fails. (pytest keeps its own tmp_path folders only for failed tests: pytest.ini.)
+SCRATCH_PREFIX = "aichat-tests-"
+_SCRATCH_AT_START = pytest.StashKey[set[str]]()
+
+
+def _scratch_entries() -> set[str]:
+    return {entry.name for entry in Path(tempfile.gettempdir()).glob(SCRATCH_PREFIX + "*")}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    session.config.stash[_SCRATCH_AT_START] = _scratch_entries()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    left_behind = sorted(_scratch_entries() - session.config.stash[_SCRATCH_AT_START])
+    if left_behind:
+        where = tempfile.gettempdir()
+        session.config.get_terminal_writer().line(f"tests left these in {where}: {', '.join(left_behind)}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

