@@ -63,6 +63,7 @@ registry = ContainerRegistry(
         context,
         private_access,
         pullers={workload: identities[workload].principal_id for workload in config.workloads},
+        trusted_services_pull=config.ingestion.enabled,  # the job's container group pulls by identity
     ),
 )
 build_agents = BuildAgents(
@@ -112,6 +113,7 @@ chat = ChatWebApp(
             "WEBSITE_AUTH_ENCRYPTION_KEY": key_vault.secret_uris["auth-encryption-key"],
             "WEBSITE_AUTH_SIGNING_KEY": key_vault.secret_uris["auth-signing-key"],
         },
+        secret_settings_ready=key_vault.references_ready,
         openai_endpoint=gateway.gateway_url,
         settings={
             "CHAT_MODEL": config.openai.chat_model.deployment_name,

@@ -6,7 +6,7 @@ traffic and image pulls through the VNet, and reads secrets only as Key Vault re
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
@@ -44,6 +44,10 @@ class ChatWebAppArgs:
     settings: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # Setting name -> Key Vault secret URI; rendered as Key Vault references, never as values.
     secret_settings: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # What must exist before the app first starts so that those references resolve (KeyVault.references_ready):
+    # a reference that fails at start is used as its literal text and retried only about once a day
+    # (app-service/app-service-key-vault-references.md).
+    secret_settings_ready: Sequence[pulumi.Resource] = field(default_factory=list)
 
 
 def keyless_database_settings(
@@ -124,7 +128,7 @@ class ChatWebApp(pulumi.ComponentResource):
                 app_settings=[web.NameValuePairArgs(name=key, value=value) for key, value in app_settings.items()],
             ),
             tags=dict(context.tags),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.secret_settings_ready)),
         )
         self._require_sign_in(name, site, args)
         # Basic (user/password) publishing credentials off for FTP and for the SCM (Kudu) site.

@@ -2,19 +2,29 @@
 
 Every per-environment difference lives in `Pulumi.<stack>.yaml` under the `aichat:` namespace.
 `load_stack_config()` reads it through `pulumi.Config`; `parse_stack_config()` does the real work
-on plain Python values so tests can feed it dictionaries. Any problem raises `ConfigError`
-naming the key, the bad value and what is allowed - before a single resource is registered.
+on plain Python values so tests can feed it dictionaries. Problems raise one `ConfigError` that
+lists every one of them (each naming the key, the bad value and what is allowed) before a single
+resource is registered. Besides the shape of each value, the config is checked against the platform
+catalogue (`catalog/`, components/platform_checks.py) on the date of the run: regions that exist,
+models each region offers and that are still open to new deployments.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import ipaddress
 import json
+import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import pulumi
+
+if TYPE_CHECKING:
+    from components.catalog import Catalog
 
 PROJECT = "aichat"
 
@@ -22,7 +32,32 @@ _MISSING = object()
 
 
 class ConfigError(ValueError):
-    """A stack config value is missing or invalid. The message names key, value and what is allowed."""
+    """Stack config values are missing or invalid. Each problem names key, value and what is allowed."""
+
+    def __init__(self, problems: str | Sequence[str]):
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        if len(self.problems) == 1:
+            message = self.problems[0]
+        else:
+            message = f"{len(self.problems)} problems in the stack config:\n" + "\n".join(
+                f"- {problem}" for problem in self.problems
+            )
+        super().__init__(message)
+
+
+class _Problems:
+    """Collects every problem of a stack file, so that one run reports all of them."""
+
+    def __init__(self):
+        self.found: list[str] = []
+
+    def attempt(self, parse: Callable[[], Any]) -> Any:
+        """The parsed value, or None after recording why it could not be parsed."""
+        try:
+            return parse()
+        except ConfigError as error:
+            self.found.extend(error.problems)
+            return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -267,6 +302,8 @@ class StackConfig:
     openai: OpenAiConfig
     gateway: GatewayConfig
     ingestion: IngestionConfig
+    # What the catalogue check found worth knowing but not blocking (a model closing soon).
+    warnings: tuple[str, ...] = ()
 
     @property
     def is_production(self) -> bool:
@@ -470,12 +507,11 @@ def _parse_observability(section: Section) -> ObservabilityConfig:
 # Azure OpenAI accounts and the API Management gateway in front of them (docs/gateway.md)
 # --------------------------------------------------------------------------------------------
 
-# Models the app can use, by the role they play. The app sends `dimensions` with embedding
-# requests, which only the text-embedding-3 family accepts (ada-002 is left out on purpose).
-OPENAI_MODELS = {
-    "chat": ("gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4.1-nano"),
-    "embedding": ("text-embedding-3-small", "text-embedding-3-large"),
-}
+# The roles a model plays for the app. Which models exist, and where and until when Azure offers them,
+# is the platform catalogue's business (catalog/openai-models.yaml); any model it lists for a role is
+# accepted. The app sends `dimensions` with embedding requests, which ada-002 does not accept.
+MODEL_ROLES = ("chat", "embedding")
+EMBEDDING_MODELS_WITHOUT_DIMENSIONS = ("text-embedding-ada-002",)
 # Pay-as-you-go deployment types; capacity is in thousands of tokens per minute.
 OPENAI_DEPLOYMENT_SKUS = ("Standard", "GlobalStandard", "DataZoneStandard")
 # Azure's limits for a member of an API Management backend pool.
@@ -495,6 +531,14 @@ class ModelDeploymentConfig:
     model_version: str
     sku_name: str
     capacity: int  # default capacity on each account, thousands of tokens per minute
+    # True: deploy a model the catalogue does not list, or lists as closed, because you know this
+    # subscription may (Azure added it after the review; the subscription already deploys a deprecating
+    # model). The catalogue checks are skipped for it; the live preflight still checks it.
+    skip_catalog_check: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"{PROJECT}:openai.models.{self.role}"
 
 
 @dataclass(frozen=True)
@@ -543,17 +587,18 @@ class GatewayConfig:
     tokens_per_minute_per_caller: int
     metric_namespace: str
     circuit_breaker: CircuitBreakerConfig
+    # Availability zones the units are spread over ("1", "2", "3"); empty = no zone pinning.
+    zones: tuple[str, ...] = ()
 
 
 def _parse_model(section: Section, role: str) -> ModelDeploymentConfig:
-    known = OPENAI_MODELS[role]
-    model_name = section.string("model")
-    if model_name not in known:
-        other_role = next((r for r, names in OPENAI_MODELS.items() if model_name in names), None)
-        why = f"it is a {other_role} model" if other_role else "unknown model"
+    model_name = section.string(
+        "model", pattern=r"[A-Za-z0-9][A-Za-z0-9._-]{1,63}", hint="a model name such as gpt-5-mini"
+    )
+    if role == "embedding" and model_name in EMBEDDING_MODELS_WITHOUT_DIMENSIONS:
         raise ConfigError(
-            f"{section.key('model')}: {model_name!r} cannot serve as the {role} model ({why}); "
-            f"allowed: {', '.join(known)}"
+            f"{section.key('model')}: {model_name!r} cannot serve as the embedding model: the app sends `dimensions`, "
+            "which only the text-embedding-3 family accepts"
         )
     config = ModelDeploymentConfig(
         role=role,
@@ -562,10 +607,11 @@ def _parse_model(section: Section, role: str) -> ModelDeploymentConfig:
         ),
         model_name=model_name,
         model_version=section.string(
-            "version", pattern=r"\d{4}-\d{2}-\d{2}|\d+", hint="a model version such as 2024-07-18 or 1"
+            "version", pattern=r"\d{4}-\d{2}-\d{2}|\d+", hint="a model version such as 2025-08-07 or 1"
         ),
         sku_name=section.string("sku", "GlobalStandard", choices=OPENAI_DEPLOYMENT_SKUS),
         capacity=section.integer("capacity", minimum=1, maximum=10000),
+        skip_catalog_check=section.boolean("skipCatalogCheck", False),
     )
     section.finish()
     return config
@@ -576,7 +622,7 @@ def _parse_openai_instance(key: str, raw: Any) -> OpenAiInstanceConfig:
     capacity_section = section.section("capacity", {})
     capacity = {
         role: capacity_section.integer(role, minimum=1, maximum=10000)
-        for role in OPENAI_MODELS
+        for role in MODEL_ROLES
         if role in (raw.get("capacity") or {})  # only the roles this instance overrides
     }
     capacity_section.finish()
@@ -620,25 +666,29 @@ def _check_openai_instances(key: str, instances: Sequence[OpenAiInstanceConfig],
 
 
 def _parse_openai(section: Section, environment: str) -> OpenAiConfig:
+    problems = _Problems()  # each model and each instance is checked on its own, so all are reported
     models = section.section("models")
-    chat_model = _parse_model(models.section("chat"), "chat")
-    embedding_model = _parse_model(models.section("embedding"), "embedding")
-    models.finish()
-    if chat_model.deployment_name == embedding_model.deployment_name:
-        raise ConfigError(
+    chat_model = problems.attempt(lambda: _parse_model(models.section("chat"), "chat"))
+    embedding_model = problems.attempt(lambda: _parse_model(models.section("embedding"), "embedding"))
+    problems.attempt(models.finish)
+    if chat_model and embedding_model and chat_model.deployment_name == embedding_model.deployment_name:
+        problems.found.append(
             f"{models.key('embedding')}.deployment: {embedding_model.deployment_name!r} is also the chat deployment; "
             "the two deployments need different names"
         )
     raw_instances = section.items("instances")
     if not raw_instances:
         raise ConfigError(f"{section.key('instances')}: no instances; list the Azure OpenAI accounts to create")
-    instances = tuple(
-        _parse_openai_instance(f"{section.key('instances')}[{i}]", raw) for i, raw in enumerate(raw_instances)
-    )
-    shared_ok = section.boolean("allowSharedRegion", False)
+    instances = [
+        problems.attempt(lambda i=i, raw=raw: _parse_openai_instance(f"{section.key('instances')}[{i}]", raw))
+        for i, raw in enumerate(raw_instances)
+    ]
+    shared_ok = problems.attempt(lambda: section.boolean("allowSharedRegion", False))
+    problems.attempt(section.finish)
+    if problems.found:
+        raise ConfigError(problems.found)
     _check_openai_instances(section.key("instances"), instances, environment, shared_ok)
-    section.finish()
-    return OpenAiConfig(shared_ok, chat_model, embedding_model, instances)
+    return OpenAiConfig(shared_ok, chat_model, embedding_model, tuple(instances))
 
 
 def _parse_circuit_breaker(section: Section) -> CircuitBreakerConfig:
@@ -660,9 +710,12 @@ def _parse_gateway(section: Section, environment: str) -> GatewayConfig:
             "on updates); use Premium"
         )
     capacity_limit = 1 if sku == "Developer" else 12
+    capacity = section.integer("capacity", 1, minimum=1, maximum=capacity_limit)
+    zones = _parse_gateway_zones(section, sku, capacity, environment)
     config = GatewayConfig(
         sku=sku,
-        capacity=section.integer("capacity", 1, minimum=1, maximum=capacity_limit),
+        capacity=capacity,
+        zones=zones,
         publisher_email=section.string(
             "publisherEmail", pattern=r"[^@\s]+@[^@\s]+\.[^@\s]+", hint="an e-mail address such as team@example.com"
         ),
@@ -675,6 +728,28 @@ def _parse_gateway(section: Section, environment: str) -> GatewayConfig:
     )
     section.finish()
     return config
+
+
+def _parse_gateway_zones(section: Section, sku: str, capacity: int, environment: str) -> tuple[str, ...]:
+    """Zones for a Premium gateway. Units must split evenly over the zones, and prod needs at least two
+    units in two zones (source: catalog/regional-services.yaml, apiManagementAvailabilityZones)."""
+    key = section.key("zones")
+    zones = section.items("zones", [])
+    if any(zone not in ("1", "2", "3") for zone in zones) or len(set(zones)) != len(zones):
+        raise ConfigError(f'{key}: {zones!r} is not a list of distinct zones; allowed: "1", "2", "3"')
+    if zones and sku != "Premium":
+        raise ConfigError(f"{key}: {zones!r} needs sku Premium (the {sku} tier has no availability zones)")
+    if environment == "prod" and (len(zones) < 2 or capacity < 2):
+        raise ConfigError(
+            f"{key}: {zones!r} with capacity {capacity} for a prod stack; prod needs at least 2 units spread over at "
+            'least 2 zones (e.g. capacity: 2, zones: ["1", "2"]) so that losing a zone or a unit keeps the gateway up'
+        )
+    if zones and capacity % len(zones):
+        raise ConfigError(
+            f"{section.key('capacity')}: {capacity} units cannot be split evenly over zones {zones!r}; "
+            f"use a multiple of {len(zones)}"
+        )
+    return tuple(zones)
 
 
 # --------------------------------------------------------------------------------------------
@@ -722,37 +797,69 @@ def _parse_ingestion(section: Section) -> IngestionConfig:
     return config
 
 
-def parse_stack_config(values: Mapping[str, Any], stack: str) -> StackConfig:
-    """Build a validated StackConfig from `{key: value}` with keys without the `aichat:` prefix."""
+def parse_stack_config(
+    values: Mapping[str, Any], stack: str, *, catalog: Catalog | None = None, today: datetime.date | None = None
+) -> StackConfig:
+    """Build a validated StackConfig from `{key: value}` with keys without the `aichat:` prefix.
+
+    Every section is parsed on its own and then checked against the platform catalogue (the repository's
+    by default) as of `today` (the run date by default), so one ConfigError lists every problem.
+    """
+    from components.catalog import default_catalog
+    from components.platform_checks import check_against_catalog
+
+    problems = _Problems()
     root = Section(PROJECT, values)
-    environment = root.string("environment", choices=ENVIRONMENTS)
-    config = StackConfig(
-        project=PROJECT,
-        stack=stack,
-        environment=environment,
-        location=root.string("location", pattern=_LOCATION, hint="an Azure region name such as swedencentral"),
-        name_prefix=root.string(
+    environment = problems.attempt(lambda: root.string("environment", choices=ENVIRONMENTS))
+    rules_environment = environment or "dev"  # the other sections are still checked (dev's rules are looser)
+    sections: dict[str, Callable[[], Any]] = {
+        "location": lambda: root.string(
+            "location", pattern=_LOCATION, hint="an Azure region name such as swedencentral"
+        ),
+        "name_prefix": lambda: root.string(
             "namePrefix", pattern=_NAME_PREFIX, hint="2-10 lower-case letters and digits, starting with a letter"
         ),
-        tags=root.mapping_of_strings("tags", {}),
-        protect_stateful_resources=root.boolean("protectStatefulResources"),
-        network=_parse_network(root.section("network")),
-        key_vault=_parse_key_vault(root.section("keyVault", {})),
-        registry=_parse_registry(root.section("registry", {}), environment),
-        postgres=_parse_postgres(root.section("postgres")),
-        app_service=_parse_app_service(root.section("appService")),
-        observability=_parse_observability(root.section("observability", {})),
-        openai=_parse_openai(root.section("openai"), environment),
-        gateway=_parse_gateway(root.section("gateway"), environment),
-        ingestion=_parse_ingestion(root.section("ingestion", {})),
-    )
-    if environment == "prod" and not config.protect_stateful_resources:
-        raise ConfigError(
+        "tags": lambda: root.mapping_of_strings("tags", {}),
+        "protect_stateful_resources": lambda: root.boolean("protectStatefulResources"),
+        "network": lambda: _parse_network(root.section("network")),
+        "key_vault": lambda: _parse_key_vault(root.section("keyVault", {})),
+        "registry": lambda: _parse_registry(root.section("registry", {}), rules_environment),
+        "postgres": lambda: _parse_postgres(root.section("postgres")),
+        "app_service": lambda: _parse_app_service(root.section("appService")),
+        "observability": lambda: _parse_observability(root.section("observability", {})),
+        "openai": lambda: _parse_openai(root.section("openai"), rules_environment),
+        "gateway": lambda: _parse_gateway(root.section("gateway"), rules_environment),
+        "ingestion": lambda: _parse_ingestion(root.section("ingestion", {})),
+    }
+    parsed = {name: problems.attempt(parse) for name, parse in sections.items()}
+    problems.attempt(root.finish)
+    if environment == "prod" and parsed["protect_stateful_resources"] is False:
+        problems.found.append(
             f"{root.key('protectStatefulResources')}: false is not allowed for a prod stack; stateful resources "
             "(PostgreSQL, Key Vault, Registry) must be protected from deletion in prod"
         )
-    root.finish()
-    return config
+    findings = check_against_catalog(parsed, catalog or default_catalog(), today or run_date())
+    problems.found.extend(findings.problems)
+    if problems.found:
+        raise ConfigError(problems.found)
+    return StackConfig(
+        project=PROJECT, stack=stack, environment=environment, warnings=tuple(findings.warnings), **parsed
+    )
+
+
+# Set to YYYY-MM-DD to check the config as of another day (what a deployment on that day would meet).
+RUN_DATE_VARIABLE = "AICHAT_RUN_DATE"
+
+
+def run_date() -> datetime.date:
+    """Today (UTC), unless AICHAT_RUN_DATE names another day."""
+    override = os.environ.get(RUN_DATE_VARIABLE)
+    if not override:
+        return datetime.datetime.now(datetime.UTC).date()
+    try:
+        return datetime.date.fromisoformat(override)
+    except ValueError:
+        raise ConfigError(f"{RUN_DATE_VARIABLE}: {override!r} is not a date such as 2026-12-01") from None
 
 
 def project_keys(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -761,20 +868,28 @@ def project_keys(values: Mapping[str, Any]) -> dict[str, Any]:
     return {key[len(prefix) :]: value for key, value in values.items() if key.startswith(prefix)}
 
 
+class StackConfigError(ConfigError, pulumi.RunError):
+    """A ConfigError raised inside `pulumi preview`/`up`: the CLI shows the message, not a Python traceback."""
+
+
 def load_stack_config() -> StackConfig:
-    """Read every `aichat:` key of the current stack and validate it.
+    """Read every `aichat:` key of the current stack and validate it; warnings go to the CLI's output.
 
     Pulumi hands structured config values to the program as JSON text; plain values as strings.
     """
-    import pulumi
-
     values: dict[str, Any] = {}
     for key, raw in project_keys(_all_config_values()).items():
         try:
             values[key] = json.loads(raw)
         except (json.JSONDecodeError, TypeError):
             values[key] = raw  # a plain string such as `swedencentral`
-    return parse_stack_config(values, pulumi.get_stack())
+    try:
+        config = parse_stack_config(values, pulumi.get_stack())
+    except ConfigError as error:
+        raise StackConfigError(error.problems) from None
+    for warning in config.warnings:
+        pulumi.log.warn(warning)
+    return config
 
 
 def _all_config_values() -> dict[str, Any]:

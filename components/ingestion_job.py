@@ -28,6 +28,7 @@ from components.diagnostics import send_to_workspace
 from components.identity import WorkloadIdentity
 
 CONTAINER_NAME = "ingest"
+CONTAINER_GROUP_LOG_CATEGORIES = ("ContainerInstanceLog", "ContainerEvent")
 
 
 def ingest_command(document_paths: Sequence[str]) -> list[str]:
@@ -106,9 +107,15 @@ class IngestionJob(pulumi.ComponentResource):
             tags=dict(context.tags),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
-        # Container groups publish logs (ContainerInstanceLog, ContainerEvent) but no exportable metrics.
+        # Container groups publish two log categories (no category group) and no exportable metrics.
+        # Source: azure-compute-docs, container-instances/monitor-azure-container-instances-reference.md.
         send_to_workspace(
-            f"{name}-group", resource_id=group.id, workspace_id=args.workspace_id, parent=self, metrics=False
+            f"{name}-group",
+            resource_id=group.id,
+            workspace_id=args.workspace_id,
+            parent=self,
+            metrics=False,
+            log_categories=CONTAINER_GROUP_LOG_CATEGORIES,
         )
         self.container_group_name = group.name
         self.register_outputs({"container_group_name": self.container_group_name})

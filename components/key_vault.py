@@ -33,6 +33,10 @@ class KeyVault(pulumi.ComponentResource):
     vault_uri: pulumi.Output[str]
     # name -> versionless secret URI, so a rotated secret is picked up without redeploying the app.
     secret_uris: dict[str, pulumi.Output[str]]
+    # What must exist before the reader resolves a Key Vault reference: each secret, the reader's grant on
+    # it, and the vault's private endpoint with its DNS records. App Service resolves references when the
+    # app starts; one that fails is used as its literal text and retried only about once a day.
+    references_ready: list[pulumi.Resource]
 
     def __init__(self, name: str, args: KeyVaultArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aichat:security:KeyVault", name, None, opts)
@@ -58,7 +62,7 @@ class KeyVault(pulumi.ComponentResource):
         )
         self.vault_id = vault.id
         self.vault_uri = vault.properties.vault_uri
-        connect_privately(
+        connection = connect_privately(
             f"{name}-vault",
             target=KEY_VAULT,
             service_id=vault.id,
@@ -67,6 +71,7 @@ class KeyVault(pulumi.ComponentResource):
             tags=context.tags,
             parent=self,
         )
+        self.references_ready = list(connection.resources)
         self.secret_uris = {
             secret_name: self._generated_secret(name, vault, secret_name, byte_length, args)
             for secret_name, byte_length in args.generated_secrets.items()
@@ -89,11 +94,12 @@ class KeyVault(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         # Least privilege: the reader may read this secret, not every secret in the vault.
-        assign_role(
+        grant = assign_role(
             f"{name}-{secret_name}-reader",
             role=BuiltInRole.KEY_VAULT_SECRETS_USER,
             scope=secret.id,
             principal_id=args.secret_reader_principal_id,
             parent=self,
         )
+        self.references_ready += [secret, grant]
         return pulumi.Output.concat(vault.properties.vault_uri, "secrets/", secret_name)

@@ -6,11 +6,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pulumi
-import pulumi_azure_native.applicationinsights as applicationinsights
 import pulumi_azure_native.operationalinsights as operationalinsights
+import pulumi_azure_native.resources as resources
 
 from components.context import StackContext
 from components.diagnostics import send_to_workspace
+
+# Application Insights through the generic ARM resource, at the API version Microsoft's AI gateway labs use
+# (Azure-Samples/AI-Gateway, modules/monitor/v1/appinsights.bicep): the token metrics the gateway emits
+# (azure-openai-emit-token-metric) keep their dimensions only with `CustomMetricsOptedInType: WithDimensions`.
+# Azure accepts that property but no API spec lists it, so the typed applicationinsights.Component cannot
+# set it (pulumi/pulumi-azure-native#3545). A second resource patching the same component would fight
+# this one on every update; one generic resource owns all of it.
+APP_INSIGHTS_API_VERSION = "2020-02-02"
+APP_INSIGHTS_TYPE = "components"
 
 
 @dataclass
@@ -41,25 +50,38 @@ class Observability(pulumi.ComponentResource):
             tags=dict(context.tags),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        app_insights = applicationinsights.Component(
+        app_insights = resources.Resource(
             f"{name}-appinsights",
+            resource_provider_namespace="Microsoft.Insights",
+            parent_resource_path="",
+            resource_type=APP_INSIGHTS_TYPE,
             resource_name_=context.name("appi"),
+            api_version=APP_INSIGHTS_API_VERSION,
             resource_group_name=args.resource_group_name,
             location=context.location,
             kind="web",
-            application_type="web",
-            ingestion_mode="LogAnalytics",
-            workspace_resource_id=workspace.id,
-            disable_local_auth=True,
+            properties={
+                "Application_Type": "web",
+                "IngestionMode": "LogAnalytics",
+                "WorkspaceResourceId": workspace.id,
+                "DisableLocalAuth": True,  # telemetry needs Entra tokens, no instrumentation key
+                "CustomMetricsOptedInType": "WithDimensions",
+            },
             tags=dict(context.tags),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.workspace_id = workspace.id
         self.app_insights_id = app_insights.id
-        self.app_insights_connection_string = app_insights.connection_string
+        self.app_insights_connection_string = app_insights.properties.apply(lambda props: props["ConnectionString"])
         send_to_workspace(f"{name}-workspace", resource_id=workspace.id, workspace_id=workspace.id, parent=self)
         for resource_name, (resource_id, has_metrics) in args.earlier_resources.items():
+            # The VNet's and NSGs' logs go to AzureDiagnostics only.
             send_to_workspace(
-                resource_name, resource_id=resource_id, workspace_id=workspace.id, parent=self, metrics=has_metrics
+                resource_name,
+                resource_id=resource_id,
+                workspace_id=workspace.id,
+                parent=self,
+                metrics=has_metrics,
+                resource_specific_tables=False,
             )
         self.register_outputs({"workspace_id": self.workspace_id, "app_insights_id": self.app_insights_id})

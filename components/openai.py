@@ -67,12 +67,17 @@ class OpenAiAccounts(pulumi.ComponentResource):
                 custom_sub_domain_name=account_name,
                 disable_local_auth=True,  # Entra tokens only: no API keys exist to leak
                 public_network_access="Disabled",
-                network_acls=cognitiveservices.NetworkRuleSetArgs(default_action="Deny"),
+                # No trusted-service exception either: API Management reaches the account through its private
+                # endpoint, and nothing else should (the API's default bypass lets Azure services through).
+                network_acls=cognitiveservices.NetworkRuleSetArgs(default_action="Deny", bypass="None"),
             ),
             tags=dict(context.tags),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self._deployments(child, args, instance, account)
+        deployments = self._deployments(child, args, instance, account)
+        # The endpoint waits for the deployments: while they update the account, Azure refuses a new private
+        # endpoint (AccountProvisioningStateInvalid, state Accepted; Azure/bicep-registry-modules#5957, fixed
+        # the same way in #7205).
         connect_privately(
             child,
             target=OPENAI,
@@ -81,13 +86,15 @@ class OpenAiAccounts(pulumi.ComponentResource):
             location=context.location,  # the VNet's region, whatever the account's region
             tags=context.tags,
             parent=self,
+            after=deployments,
         )
         return OpenAiAccount(instance=instance, id=account.id, endpoint=account.properties.endpoint)
 
     def _deployments(
         self, child: str, args: OpenAiAccountsArgs, instance: OpenAiInstanceConfig, account: cognitiveservices.Account
-    ) -> None:
+    ) -> list[cognitiveservices.Deployment]:
         """Chat and embedding deployments, one after another: Azure rejects parallel changes to one account."""
+        deployments: list[cognitiveservices.Deployment] = []
         previous: cognitiveservices.Deployment | None = None
         for model in args.context.config.openai.models:
             previous = cognitiveservices.Deployment(
@@ -100,9 +107,16 @@ class OpenAiAccounts(pulumi.ComponentResource):
                     model=cognitiveservices.DeploymentModelArgs(
                         format="OpenAI", name=model.model_name, version=model.model_version
                     ),
-                    # The configured version stays until Azure retires it; then the deployment moves on
-                    # instead of failing (a version change is otherwise a reviewed config change).
-                    version_upgrade_option="OnceCurrentVersionExpired",
+                    version_upgrade_option=model_upgrade_option(args.context.config.is_production),
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[previous] if previous else None),
             )
+            deployments.append(previous)
+        return deployments
+
+
+def model_upgrade_option(production: bool) -> str:
+    """prod never changes model version on its own: a new version is a reviewed config change, and the
+    config check warns 60 days before the configured one closes. dev follows Azure's upgrade when the
+    configured version expires, so an idle dev stack keeps working."""
+    return "NoAutoUpgrade" if production else "OnceCurrentVersionExpired"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -17,17 +17,38 @@ class PrivateLinkTarget:
 
     group_id: str
     dns_zones: tuple[str, ...]
+    # Whether the service's logs have resource-specific tables (components/diagnostics.py).
+    resource_specific_log_tables: bool = True
 
 
 KEY_VAULT = PrivateLinkTarget("vault", ("privatelink.vaultcore.azure.net",))
 CONTAINER_REGISTRY = PrivateLinkTarget("registry", ("privatelink.azurecr.io",))
 POSTGRES = PrivateLinkTarget("postgresqlServer", ("privatelink.postgres.database.azure.com",))
 # The OpenAI SDK calls <name>.openai.azure.com; the cognitiveservices zone covers the account's other host name.
-OPENAI = PrivateLinkTarget("account", ("privatelink.openai.azure.com", "privatelink.cognitiveservices.azure.com"))
+# Cognitive Services logs go to AzureDiagnostics only.
+OPENAI = PrivateLinkTarget(
+    "account",
+    ("privatelink.openai.azure.com", "privatelink.cognitiveservices.azure.com"),
+    resource_specific_log_tables=False,
+)
 
 ALL_TARGETS = (KEY_VAULT, CONTAINER_REGISTRY, POSTGRES, OPENAI)
 # Every zone a target needs, once each: the zones PrivateDnsZones creates and links to the VNet.
 ALL_DNS_ZONES = tuple(dict.fromkeys(zone for target in ALL_TARGETS for zone in target.dns_zones))
+
+
+@dataclass(frozen=True)
+class PrivateConnection:
+    """A private endpoint and the DNS zone group that makes its name resolve to it.
+
+    A client inside the VNet can reach the service only once both exist: depend on `resources`."""
+
+    endpoint: network.PrivateEndpoint
+    dns_zone_group: network.PrivateDnsZoneGroup
+
+    @property
+    def resources(self) -> list[pulumi.Resource]:
+        return [self.endpoint, self.dns_zone_group]
 
 
 def private_endpoint(
@@ -41,10 +62,12 @@ def private_endpoint(
     dns_zone_ids: Mapping[str, pulumi.Input[str]],
     tags: Mapping[str, str],
     parent: pulumi.Resource,
-) -> network.PrivateEndpoint:
+    after: Sequence[pulumi.Resource] = (),
+) -> PrivateConnection:
     """Create `<name>-pe` into `subnet_id` for `service_id`, and register its A records in the target's zones.
 
     Azure allows one DNS zone group per endpoint, so all of the target's zones go into that one group.
+    `after`: what must be finished first (a service that is busy updating itself refuses new endpoints).
     """
     missing = [zone for zone in target.dns_zones if zone not in dns_zone_ids]
     if missing:
@@ -62,9 +85,9 @@ def private_endpoint(
             )
         ],
         tags=dict(tags),
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(after)),
     )
-    network.PrivateDnsZoneGroup(
+    dns_zone_group = network.PrivateDnsZoneGroup(
         f"{name}-dns",
         resource_group_name=resource_group_name,
         private_endpoint_name=endpoint.name,
@@ -75,7 +98,7 @@ def private_endpoint(
         ],
         opts=pulumi.ResourceOptions(parent=parent),
     )
-    return endpoint
+    return PrivateConnection(endpoint, dns_zone_group)
 
 
 @dataclass(frozen=True)
@@ -97,9 +120,10 @@ def connect_privately(
     location: str,
     tags: Mapping[str, str],
     parent: pulumi.Resource,
-) -> network.PrivateEndpoint:
+    after: Sequence[pulumi.Resource] = (),
+) -> PrivateConnection:
     """A service's private endpoint (with its DNS zone group) and its diagnostic setting."""
-    endpoint = private_endpoint(
+    connection = private_endpoint(
         name,
         target=target,
         service_id=service_id,
@@ -109,6 +133,13 @@ def connect_privately(
         dns_zone_ids=access.dns_zone_ids,
         tags=tags,
         parent=parent,
+        after=after,
     )
-    send_to_workspace(name, resource_id=service_id, workspace_id=access.workspace_id, parent=parent)
-    return endpoint
+    send_to_workspace(
+        name,
+        resource_id=service_id,
+        workspace_id=access.workspace_id,
+        parent=parent,
+        resource_specific_tables=target.resource_specific_log_tables,
+    )
+    return connection

@@ -19,6 +19,10 @@ class ContainerRegistryArgs:
     access: PrivateAccess  # resource group, endpoint subnet, DNS zones, workspace
     # Identities that pull images (AcrPull on this registry only): name -> principal id.
     pullers: Mapping[str, pulumi.Input[str]]
+    # True when Container Instances pull from it with a managed identity (the ingestion job). ACI pulls
+    # from outside the VNet's private endpoint, as one of the registry's trusted services, so they must be
+    # let through; App Service pulls through the VNet and needs no exception.
+    trusted_services_pull: bool = False
 
 
 class ContainerRegistry(pulumi.ComponentResource):
@@ -48,7 +52,15 @@ class ContainerRegistry(pulumi.ComponentResource):
                     containerregistry.IPRuleArgs(i_p_address_or_range=cidr, action="Allow") for cidr in build_agents
                 ],
             ),
-            network_rule_bypass_options="None",
+            # Source: Container Instances' "Deploy from Azure Container Registry using a managed identity"
+            # (azure-compute-docs, container-instances/using-azure-container-registry-mi.md) and the
+            # registry's trusted services list (container-registry/allow-access-trusted-services.md).
+            network_rule_bypass_options="AzureServices" if args.trusted_services_pull else "None",
+            # No image leaves by import or transfer into another registry (data exfiltration). Azure accepts
+            # this only while public network access is off (container-registry/data-loss-prevention.md).
+            policies=None
+            if build_agents
+            else containerregistry.PoliciesArgs(export_policy=containerregistry.ExportPolicyArgs(status="disabled")),
             tags=dict(context.tags),
             opts=pulumi.ResourceOptions(parent=self, protect=context.config.protect_stateful_resources),
         )

@@ -141,9 +141,9 @@ COMPUTED_OUTPUTS: dict[str, Callable[[str, Mapping[str, Any]], dict[str, Any]]] 
         "fullyQualifiedDomainName": f"{name}.postgres.database.azure.com"
     },
     "azure-native:web:WebApp": lambda name, i: {"defaultHostName": f"{name}.azurewebsites.net"},
-    "azure-native:applicationinsights:Component": lambda name, i: {
-        "connectionString": f"InstrumentationKey={_stable_guid('appi', name)};IngestionEndpoint=https://example.invalid/",
-        "instrumentationKey": _stable_guid("appi", name),
+    # The generic resource answers with the resource's properties as Azure returns them (Application Insights).
+    "azure-native:resources:Resource": lambda name, i: {
+        "properties": {**i.get("properties", {}), **_computed_properties(i)}
     },
     "random:index/randomPassword:RandomPassword": lambda name, i: {"result": "mock-" + "x" * int(i.get("length", 16))},
     "random:index/randomBytes:RandomBytes": lambda name, i: {
@@ -202,9 +202,17 @@ ARM_TYPES = {
     "azure-native:apimanagement:ApiManagementService": "Microsoft.ApiManagement/service",
     "azure-native:managedidentity:UserAssignedIdentity": "Microsoft.ManagedIdentity/userAssignedIdentities",
     "azure-native:operationalinsights:Workspace": "Microsoft.OperationalInsights/workspaces",
-    "azure-native:applicationinsights:Component": "Microsoft.Insights/components",
+    "azure-native:resources:Resource": "{resourceProviderNamespace}/{resourceType}",
     "azure-native:containerinstance:ContainerGroup": "Microsoft.ContainerInstance/containerGroups",
 }
+
+
+def _computed_properties(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """What Azure adds to a generic resource's properties (only Application Insights is declared that way)."""
+    if inputs.get("resourceType") != "components":
+        return {}
+    key = _stable_guid("appi", inputs.get("resourceName", ""))
+    return {"ConnectionString": f"InstrumentationKey={key};IngestionEndpoint=https://example.invalid/"}
 
 
 def _resource_id(type_token: str, azure_name: str, inputs: Mapping[str, Any]) -> str:

@@ -120,7 +120,7 @@ def test_pool_lists_exactly_the_members_with_configured_priority_and_weight(prog
 def test_gateway_identity_holds_exactly_openai_user_on_each_account_and_metrics_publisher_on_app_insights(program):
     principal = gateway_principal(program)
     grants = {(g.role_id, g.scope) for g in program.role_grants() if g.principal_id == principal}
-    app_insights = program.one("azure-native:applicationinsights:Component").id
+    app_insights = program.one("azure-native:resources:Resource", "observability-appinsights").id
     expected = {(BuiltInRole.COGNITIVE_SERVICES_OPENAI_USER.value, a.id) for a in program.of_type(ACCOUNT)}
     expected.add((BuiltInRole.MONITORING_METRICS_PUBLISHER.value, app_insights))
     assert grants == expected
@@ -137,7 +137,7 @@ def test_logger_uses_the_managed_identity_not_an_instrumentation_key(program):
     assert logger.inputs["loggerType"] == "applicationInsights"
     assert logger.inputs["credentials"]["identityClientId"] == "SystemAssigned"
     assert "instrumentationKey" not in logger.inputs["credentials"]
-    assert logger.inputs["resourceId"] == program.one("azure-native:applicationinsights:Component").id
+    assert logger.inputs["resourceId"] == program.one("azure-native:resources:Resource", "observability-appinsights").id
     publisher = next(a for a in program.of_type(ROLE_ASSIGNMENT) if a.name == "gateway-metrics-publisher")
     assert publisher.urn in logger.depends_on  # the role exists before the logger first writes
 

@@ -73,15 +73,16 @@ def test_unknown_model(values):
     config = values()
     config["openai"]["models"]["chat"]["model"] = "gpt-5-ultra"
     message = error_for(config)
-    assert "aichat:openai.models.chat.model: 'gpt-5-ultra' cannot serve as the chat model (unknown model)" in message
-    assert "gpt-4o-mini" in message  # lists what is allowed
+    assert "aichat:openai.models.chat.model: 'gpt-5-ultra' is not in the platform catalogue" in message
+    assert "gpt-5.4-mini" in message  # lists what the catalogue knows
+    assert "aichat:openai.models.chat.skipCatalogCheck: true" in message  # and the explicit way past it
 
 
 def test_model_in_the_wrong_role(values):
     config = values()
-    config["openai"]["models"]["embedding"]["model"] = "gpt-4o-mini"
+    config["openai"]["models"]["embedding"].update(model="gpt-5.4-mini", deployment="embedding")
     message = error_for(config)
-    assert "aichat:openai.models.embedding.model: 'gpt-4o-mini'" in message and "it is a chat model" in message
+    assert "aichat:openai.models.embedding.model: 'gpt-5.4-mini' is a chat model" in message
 
 
 def test_ada_embeddings_are_refused_because_the_app_sends_dimensions(values):
@@ -92,7 +93,7 @@ def test_ada_embeddings_are_refused_because_the_app_sends_dimensions(values):
 
 def test_same_deployment_name_for_both_models(values):
     config = values()
-    config["openai"]["models"]["embedding"]["deployment"] = config["openai"]["models"]["chat"]["deployment"]
+    config["openai"]["models"]["embedding"]["deployment"] = config["openai"]["models"]["chat"]["model"]
     assert "the two deployments need different names" in error_for(config)
 
 

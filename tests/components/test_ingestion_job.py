@@ -101,7 +101,11 @@ def test_logs_go_to_log_analytics_through_a_diagnostic_setting_without_a_workspa
         s for s in program.of_type("azure-native:monitor:DiagnosticSetting") if s.inputs["resourceUri"] == group.id
     ]
     assert setting.inputs["workspaceId"] == workspace.id
-    assert setting.inputs["logs"] == [{"categoryGroup": "allLogs", "enabled": True}]
+    # Container groups offer no category group; their two categories are named.
+    assert setting.inputs["logs"] == [
+        {"category": "ContainerInstanceLog", "enabled": True},
+        {"category": "ContainerEvent", "enabled": True},
+    ]
     assert "diagnostics" not in group.inputs, "the group's own log settings need the workspace's shared key"
 
 
@@ -182,7 +186,7 @@ def test_fractional_cpu_is_accepted(stack_values):
 def test_embeds_through_the_gateway_which_accepts_the_jobs_identity(program):
     environment = environment_of(job_group(program))
     assert environment["AZURE_OPENAI_ENDPOINT"] == program.outputs["gatewayUrl"]
-    assert environment["EMBEDDING_MODEL"] == program.config["aichat:openai"]["models"]["embedding"]["deployment"]
+    assert environment["EMBEDDING_MODEL"] == program.stack_config.openai.embedding_model.deployment_name
     client_id = ingestion_identity(program).outputs["clientId"]
     policies = [p for p in program.resources if p.type.startswith("azure-native:apimanagement:") and "Policy" in p.type]
     assert any(client_id in str(p.inputs.get("value", "")) for p in policies), "the gateway would refuse the job"

@@ -33,11 +33,26 @@ def test_every_diagnosable_resource_sends_to_the_workspace(program):
             assert setting["logs"] == [{"categoryGroup": "allLogs", "enabled": True}]
 
 
+def app_insights(program):
+    return program.one("azure-native:resources:Resource", "observability-appinsights").inputs
+
+
 def test_application_insights_is_workspace_based_and_keyless(program):
     workspace = program.one("azure-native:operationalinsights:Workspace")
-    insights = program.one("azure-native:applicationinsights:Component").inputs
-    assert insights["workspaceResourceId"] == workspace.id
-    assert insights["disableLocalAuth"] is True
+    insights = app_insights(program)
+    assert (insights["resourceProviderNamespace"], insights["resourceType"]) == ("Microsoft.Insights", "components")
+    assert insights["properties"]["WorkspaceResourceId"] == workspace.id
+    assert insights["properties"]["DisableLocalAuth"] is True
+
+
+def test_application_insights_keeps_custom_metric_dimensions_for_the_gateways_token_metrics(program):
+    # Without it, azure-openai-emit-token-metric's dimensions (caller, deployment...) are dropped.
+    assert app_insights(program)["properties"]["CustomMetricsOptedInType"] == "WithDimensions"
+
+
+def test_the_gateway_logger_gets_the_application_insights_connection_string(program):
+    logger = program.one("azure-native:apimanagement:Logger").inputs
+    assert logger["credentials"]["connectionString"].startswith("InstrumentationKey=")
 
 
 def test_log_retention_comes_from_config(program):
