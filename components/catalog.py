@@ -175,7 +175,7 @@ def _read(path: Path, schema: type[BaseModel]) -> BaseModel:
     try:
         return schema.model_validate(yaml.safe_load(path.read_text()))
     except (OSError, yaml.YAMLError, ValueError) as error:
-        raise CatalogError(f"{path.relative_to(CATALOG_DIR.parent)}: {error}") from None
+        raise CatalogError(f"catalog/{path.name}: {error}") from None
 
 
 class CatalogError(RuntimeError):

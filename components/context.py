@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_azure_native.authorization as authorization
+import pulumi_random as random
 
 from components.config import StackConfig
 
@@ -17,12 +18,21 @@ class StackContext:
     config: StackConfig
     tenant_id: pulumi.Output[str]
     subscription_id: pulumi.Output[str]
+    # Chosen once when the stack's resources are first created and kept in its state; `pulumi destroy`
+    # deletes it, so the next `pulumi up` starts a new incarnation with new global names (see unique_name).
+    incarnation: pulumi.Output[str]
 
     @staticmethod
     def for_current_deployment(config: StackConfig) -> StackContext:
         """Look up the tenant and subscription of the credentials `pulumi up` runs with."""
         client = authorization.get_client_config_output()
-        return StackContext(config=config, tenant_id=client.tenant_id, subscription_id=client.subscription_id)
+        incarnation = random.RandomString("incarnation", length=4, special=False, upper=False)
+        return StackContext(
+            config=config,
+            tenant_id=client.tenant_id,
+            subscription_id=client.subscription_id,
+            incarnation=incarnation.result,
+        )
 
     @property
     def location(self) -> str:
@@ -39,16 +49,26 @@ class StackContext:
     def unique_name(self, abbreviation: str, *, max_length: int, alphanumeric: bool = False) -> pulumi.Output[str]:
         """A globally unique name (Key Vault, registry, server and site host names are DNS names).
 
-        The suffix is a hash of the subscription and stack, so two forks with the same prefix do not
-        collide, and the same stack gets the same name on every run.
+        The suffix is a hash of the subscription, the stack and its incarnation: two forks with the same
+        prefix do not collide, the same stack keeps its names on every run, and a stack destroyed and
+        created again gets new ones. That matters because Key Vault (purge protection: for the whole
+        retention period), Azure OpenAI and API Management (48 hours) keep a deleted resource's name
+        reserved, so the same names would make the next `pulumi up` fail.
         """
         base = self.name(abbreviation)
         if alphanumeric:
             base = base.replace("-", "")
+        return pulumi.Output.all(self.subscription_id, self.incarnation).apply(
+            lambda values: unique_name(
+                base, self.config.stack, *values, max_length=max_length, alphanumeric=alphanumeric
+            )
+        )
 
-        def build(subscription_id: str) -> str:
-            digest = hashlib.sha256(f"{subscription_id}/{self.config.stack}/{base}".encode()).hexdigest()[:6]
-            trimmed = base[: max_length - len(digest) - (0 if alphanumeric else 1)]
-            return f"{trimmed}{digest}" if alphanumeric else f"{trimmed}-{digest}"
 
-        return self.subscription_id.apply(build)
+def unique_name(
+    base: str, stack: str, subscription_id: str, incarnation: str, *, max_length: int, alphanumeric: bool
+) -> str:
+    """`base` plus 6 hex digits of a hash of where and which incarnation of the stack it belongs to."""
+    digest = hashlib.sha256(f"{subscription_id}/{stack}/{incarnation}/{base}".encode()).hexdigest()[:6]
+    trimmed = base[: max_length - len(digest) - (0 if alphanumeric else 1)]
+    return f"{trimmed}{digest}" if alphanumeric else f"{trimmed}-{digest}"

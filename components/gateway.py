@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_azure_native.apimanagement as apimanagement
+import pulumi_azure_native.network as network
 import pulumi_azure_native.privatedns as privatedns
 
 from components.config import CircuitBreakerConfig
@@ -106,6 +107,7 @@ class AiGateway(pulumi.ComponentResource):
     def _service(self, name: str, args: AiGatewayArgs) -> apimanagement.ApiManagementService:
         context = args.context
         settings = context.config.gateway
+        zoned = bool(settings.zones)
         return apimanagement.ApiManagementService(
             f"{name}-apim",
             service_name=context.unique_name("apim", max_length=50),
@@ -120,12 +122,37 @@ class AiGateway(pulumi.ComponentResource):
             virtual_network_configuration=apimanagement.VirtualNetworkConfigurationArgs(
                 subnet_resource_id=args.subnet_id
             ),
+            # Units spread over the zones (their number a multiple of the zones: config.py checks it).
+            zones=list(settings.zones) if zoned else None,
+            public_ip_address_id=self._management_ip(name, args).id if zoned else None,
             custom_properties=TLS_HARDENING,
             tags=dict(context.tags),
             # Classic tiers take 30-90 minutes to create, and as long to move in the network.
             opts=pulumi.ResourceOptions(
                 parent=self, custom_timeouts=pulumi.CustomTimeouts(create="120m", update="120m")
             ),
+        )
+
+    def _management_ip(self, name: str, args: AiGatewayArgs) -> network.PublicIPAddress:
+        """A VNet-injected instance with zones needs a public IP of its own, Standard, zone-redundant, with a DNS
+        label; in internal mode it carries only Azure's management traffic, never API calls. Microsoft's
+        reliability guide requires it (reliability-docs, articles/reliability/reliability-api-management.md)
+        although the VNet guide calls it optional since May 2024: the stricter reading deploys either way."""
+        context = args.context
+        return network.PublicIPAddress(
+            f"{name}-management-ip",
+            public_ip_address_name=context.name("pip", "apim"),
+            resource_group_name=args.resource_group_name,
+            location=context.location,
+            sku=network.PublicIPAddressSkuArgs(name="Standard", tier="Regional"),
+            public_ip_allocation_method="Static",
+            public_ip_address_version="IPv4",
+            zones=["1", "2", "3"],
+            dns_settings=network.PublicIPAddressDnsSettingsArgs(
+                domain_name_label=context.unique_name("apim", max_length=60)
+            ),
+            tags=dict(context.tags),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
     def _private_dns(self, name: str, args: AiGatewayArgs, service: apimanagement.ApiManagementService) -> None:

@@ -146,6 +146,9 @@ COMPUTED_OUTPUTS: dict[str, Callable[[str, Mapping[str, Any]], dict[str, Any]]] 
         "properties": {**i.get("properties", {}), **_computed_properties(i)}
     },
     "random:index/randomPassword:RandomPassword": lambda name, i: {"result": "mock-" + "x" * int(i.get("length", 16))},
+    "random:index/randomString:RandomString": lambda name, i: {
+        "result": _stable_guid("string", name)[: int(i["length"])]
+    },
     "random:index/randomBytes:RandomBytes": lambda name, i: {
         "hex": _stable_guid("bytes", name).replace("-", "") * 2,
         "base64": "bW9jaw==",

@@ -73,6 +73,36 @@ PUBLIC_ACCESS_RULES = [
     ),
 ]
 
+
+def _registry_export_disabled(props: Mapping[str, Any], _args) -> list[str]:
+    # Azure accepts the export policy only while public network access is off (dev's build-agent switch
+    # turns it on; that case is already an exception to registry-no-public-network-access).
+    if not same_text(prop(props, "publicNetworkAccess"), "Disabled"):
+        return []
+    return expect(props, "policies.exportPolicy.status", "disabled")
+
+
+EXFILTRATION_RULES = [
+    resource_rule(
+        "registry-export-disabled",
+        types=["containerregistry:Registry"],
+        description="Images cannot leave the private registry by import into another registry or a transfer "
+        "pipeline (the export policy is disabled; Azure allows that only with public network access off).",
+        remediation="set policies=PoliciesArgs(export_policy=ExportPolicyArgs(status='disabled')) on the "
+        "containerregistry.Registry (components/registry.py)",
+        check=_registry_export_disabled,
+    ),
+    resource_rule(
+        "openai-no-trusted-service-bypass",
+        types=["cognitiveservices:Account"],
+        description="Azure OpenAI accounts let no 'trusted Azure service' past their network rules: only the "
+        "gateway reaches them, through private endpoints (the API's default bypass is AzureServices).",
+        remediation="set network_acls=NetworkRuleSetArgs(default_action='Deny', bypass='None') in the account's "
+        "properties (components/openai.py)",
+        check=lambda props, _args: expect(props, "properties.networkAcls.bypass", "None"),
+    ),
+]
+
 # ---------------------------------------------------------------------------------------------------
 # Keyless: no shared keys, admin passwords or local accounts anywhere.
 # ---------------------------------------------------------------------------------------------------
@@ -307,7 +337,22 @@ def _protected_in_prod(props: Mapping[str, Any], args) -> list[str]:
     return []
 
 
+def _model_version_pinned_in_prod(props: Mapping[str, Any], args) -> list[str]:
+    if environment_of(props, args.urn) not in PRODUCTION_ENVIRONMENTS:
+        return []
+    return expect(props, "properties.versionUpgradeOption", "NoAutoUpgrade")
+
+
 LIFECYCLE_RULES = [
+    resource_rule(
+        "openai-model-version-pinned-in-prod",
+        types=["cognitiveservices:Deployment"],
+        description="prod model deployments never change model version on their own: a new version is a "
+        "reviewed config change (the config check warns 60 days before the configured one closes).",
+        remediation="set properties.version_upgrade_option='NoAutoUpgrade' on prod's cognitiveservices.Deployment "
+        "(components/openai.py model_upgrade_option)",
+        check=_model_version_pinned_in_prod,
+    ),
     resource_rule(
         "stateful-resources-protected-in-prod",
         types=STATEFUL_TYPES,
@@ -319,4 +364,11 @@ LIFECYCLE_RULES = [
     ),
 ]
 
-RULES = [*PUBLIC_ACCESS_RULES, *IDENTITY_RULES, *WEB_APP_RULES, *GATEWAY_RULES, *LIFECYCLE_RULES]
+RULES = [
+    *PUBLIC_ACCESS_RULES,
+    *EXFILTRATION_RULES,
+    *IDENTITY_RULES,
+    *WEB_APP_RULES,
+    *GATEWAY_RULES,
+    *LIFECYCLE_RULES,
+]

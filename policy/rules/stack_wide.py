@@ -14,6 +14,7 @@ from pulumi_policy import PolicyResource
 from .base import (
     azure_name,
     is_child_id,
+    items,
     of_type,
     prop,
     resource_id,
@@ -116,7 +117,50 @@ def _services_without_diagnostics(resources: Sequence[PolicyResource]) -> Iterab
             yield f"{kind} {service.name} has no diagnostic setting sending its logs/metrics anywhere", service.urn
 
 
+# ---------------------------------------------------------------------------------------------------
+# Container Instances pull from the private registry as a trusted service.
+# ---------------------------------------------------------------------------------------------------
+
+
+def _identity_pulled_login_servers(resources: Sequence[PolicyResource]) -> set[str]:
+    """Registry host names that container groups pull from with a managed identity."""
+    return {
+        str(prop(credential, "server")).lower()
+        for group in of_type(resources, "containerinstance:ContainerGroup")
+        for credential in items(prop(group.props, "imageRegistryCredentials"))
+        if prop(credential, "identity")
+    }
+
+
+def _registries_refusing_identity_pulls(resources: Sequence[PolicyResource]) -> Iterable[tuple[str, str]]:
+    pulled = _identity_pulled_login_servers(resources)
+    for registry in of_type(resources, "containerregistry:Registry"):
+        login_server = str(prop(registry.props, "loginServer") or "").lower()
+        name = str(azure_name(registry, "registryName") or "").lower()
+        # In a preview the login server may be unknown; the registry's name is its first label.
+        used = login_server in pulled or any(server.split(".")[0] == name for server in pulled if name)
+        bypass = prop(registry.props, "networkRuleBypassOptions")
+        if (
+            used
+            and same_text(prop(registry.props, "publicNetworkAccess"), "Disabled")
+            and not same_text(bypass, "AzureServices")
+        ):
+            yield (
+                f"container groups pull from registry {registry.name} with a managed identity, but its "
+                f"networkRuleBypassOptions is {bypass!r}: the pull is refused",
+                registry.urn,
+            )
+
+
 RULES = [
+    stack_rule(
+        "registry-trusted-services-for-identity-pulls",
+        description="A registry with public access off that Container Instances pull from with a managed identity "
+        "lets trusted Azure services through (Container Instances is one); otherwise the job cannot start.",
+        remediation="set network_rule_bypass_options='AzureServices' on the containerregistry.Registry "
+        "(ContainerRegistryArgs.trusted_services_pull in components/registry.py); public access stays off",
+        check=_registries_refusing_identity_pulls,
+    ),
     stack_rule(
         "private-endpoint-dns-zone-group",
         description="Every private endpoint has a private DNS zone group, so the service's public host name "

@@ -115,3 +115,17 @@ def test_sign_in_client_id_must_be_a_guid(stack_values):
         ConfigError, match=r"aichat:appService.signInClientId: 'my-app' is not valid; must be the client id"
     ):
         parse_stack_config(values, "dev")
+
+
+def test_the_app_starts_only_once_its_key_vault_references_can_resolve(program):
+    """A reference that fails at start is used as its literal text for up to a day."""
+    depends_on = set(site(program).depends_on)
+    secrets = program.of_type("azure-native:keyvault:Secret")
+    secret_ids = {s.id for s in secrets}
+    grants = [
+        r for r in program.of_type("azure-native:authorization:RoleAssignment") if r.inputs["scope"] in secret_ids
+    ]
+    vault_endpoint = program.one("azure-native:network:PrivateEndpoint", "keyvault-vault-pe")
+    vault_dns = program.one("azure-native:network:PrivateDnsZoneGroup", "keyvault-vault-dns")
+    assert secrets and len(grants) == len(secrets)
+    assert {r.urn for r in [*secrets, *grants, vault_endpoint, vault_dns]} <= depends_on

@@ -213,3 +213,22 @@ def test_app_is_pointed_at_the_gateway_with_the_configured_deployments(program):
     assert settings["AZURE_OPENAI_ENDPOINT"] == program.outputs["gatewayUrl"] == service(program).outputs["gatewayUrl"]
     assert settings["CHAT_MODEL"] == program.stack_config.openai.chat_model.deployment_name
     assert settings["EMBEDDING_MODEL"] == program.stack_config.openai.embedding_model.deployment_name
+
+
+def test_prod_spreads_at_least_two_gateway_units_over_at_least_two_zones(prod):
+    service = prod.one("azure-native:apimanagement:ApiManagementService").inputs
+    assert service["sku"]["capacity"] >= 2 and len(service["zones"]) >= 2
+    assert service["sku"]["capacity"] % len(service["zones"]) == 0  # units split evenly over the zones
+
+
+def test_a_zoned_gateway_has_a_zone_redundant_standard_management_ip(prod):
+    service = prod.one("azure-native:apimanagement:ApiManagementService").inputs
+    address = prod.one("azure-native:network:PublicIPAddress", "gateway-management-ip")
+    assert service["publicIpAddressId"] == address.id
+    assert address.inputs["sku"]["name"] == "Standard" and address.inputs["zones"] == ["1", "2", "3"]
+    assert address.inputs["dnsSettings"]["domainNameLabel"]
+
+
+def test_a_gateway_without_zones_has_no_public_ip(dev):
+    assert "zones" not in dev.one("azure-native:apimanagement:ApiManagementService").inputs
+    assert dev.of_type("azure-native:network:PublicIPAddress") == []

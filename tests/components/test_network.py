@@ -96,4 +96,5 @@ def test_network_component_alone_exposes_a_subnet_id_per_role(declare):
     run = declare(build)
     vnet = run.one("azure-native:network:VirtualNetwork")
     assert exposed == {role.key: f"{vnet.id}/subnets/{role.name}" for role in SUBNET_ROLES}
-    assert all(r.parent == run.one("aichat:network:Network").urn for r in run.resources if r.custom)
+    azure_resources = [r for r in run.resources if r.type.startswith("azure-native:")]
+    assert all(r.parent == run.one("aichat:network:Network").urn for r in azure_resources)

@@ -108,3 +108,25 @@ def test_stack_output_lists_every_endpoint_with_its_region(program):
     ]
     assert program.outputs["openAiEndpoints"] == expected
     assert all(e["endpoint"].startswith("https://") for e in expected)
+
+
+def test_each_private_endpoint_waits_for_its_accounts_model_deployments(program):
+    # Azure refuses a new endpoint while deployments update the account (AccountProvisioningStateInvalid).
+    for instance, account in accounts_by_instance(program).items():
+        endpoint = program.one("azure-native:network:PrivateEndpoint", f"openai-{instance}-pe")
+        deployments = [d for d in program.of_type(DEPLOYMENT) if d.inputs["accountName"] == account.outputs["name"]]
+        assert deployments and {d.urn for d in deployments} <= set(endpoint.depends_on)
+
+
+def test_accounts_let_no_trusted_azure_service_past_the_network_rules(program):
+    for account in program.of_type(ACCOUNT):
+        assert account.inputs["properties"]["networkAcls"]["bypass"] == "None"
+
+
+def test_prod_deployments_never_change_model_version_on_their_own(prod):
+    assert {d.inputs["properties"]["versionUpgradeOption"] for d in prod.of_type(DEPLOYMENT)} == {"NoAutoUpgrade"}
+
+
+def test_dev_deployments_follow_azure_when_their_version_expires(dev):
+    options = {d.inputs["properties"]["versionUpgradeOption"] for d in dev.of_type(DEPLOYMENT)}
+    assert options == {"OnceCurrentVersionExpired"}

@@ -66,3 +66,21 @@ def test_every_puller_gets_acr_pull_on_the_registry_and_nothing_else(declare):
     assert sorted(g.principal_id for g in grants) == ["principal-job", "principal-web"]
     assert {g.scope for g in grants} == {registry.id}
     assert {g.role_id for g in grants} == {BuiltInRole.ACR_PULL.value}
+
+
+def test_container_instances_may_pull_as_a_trusted_service_when_the_ingestion_job_runs(program):
+    # The job's container group pulls with its identity from outside the private endpoint.
+    assert program.stack_config.ingestion.enabled
+    assert program.one("azure-native:containerregistry:Registry").inputs["networkRuleBypassOptions"] == "AzureServices"
+
+
+def test_no_trusted_service_exception_without_a_job(stack_values, run_with):
+    values = stack_values("dev")
+    values["aichat:ingestion"]["enabled"] = False
+    registry = run_with("dev", values).one("azure-native:containerregistry:Registry").inputs
+    assert registry["networkRuleBypassOptions"] == "None"
+
+
+def test_images_cannot_be_exported_from_the_registry(program):
+    registry = program.one("azure-native:containerregistry:Registry").inputs
+    assert registry["policies"]["exportPolicy"]["status"] == "disabled"

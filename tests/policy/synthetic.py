@@ -78,6 +78,7 @@ REGISTRY = {
     "anonymousPullEnabled": False,
     "publicNetworkAccess": "Disabled",
     "networkRuleSet": {"defaultAction": "Deny", "ipRules": []},
+    "policies": {"exportPolicy": {"status": "disabled"}},
 }
 POSTGRES_SERVER = {
     "location": "swedencentral",
@@ -95,7 +96,15 @@ OPENAI_ACCOUNT = {
     "properties": {
         "publicNetworkAccess": "Disabled",
         "disableLocalAuth": True,
-        "networkAcls": {"defaultAction": "Deny"},
+        "networkAcls": {"defaultAction": "Deny", "bypass": "None"},
+    },
+}
+MODEL_DEPLOYMENT_PROD = {
+    "accountName": "oai-test",
+    "sku": {"name": "DataZoneStandard", "capacity": 100},
+    "properties": {
+        "model": {"format": "OpenAI", "name": "gpt-5.4-mini", "version": "2026-03-17"},
+        "versionUpgradeOption": "NoAutoUpgrade",
     },
 }
 WEB_APP = {

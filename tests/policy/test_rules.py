@@ -18,6 +18,7 @@ from tests.policy.synthetic import (
     APIM,
     APP_SERVICE_PLAN,
     BASIC_AUTH_OFF,
+    MODEL_DEPLOYMENT_PROD,
     OPENAI_ACCOUNT,
     POSTGRES_SERVER,
     POSTGRES_TLS_PARAMETER,
@@ -49,6 +50,35 @@ class Case:
 
 
 CASES = [
+    Case(
+        "registry-export-disabled",
+        "containerregistry:Registry",
+        REGISTRY,
+        changed(REGISTRY, "policies.exportPolicy.status", "enabled"),
+        "exportPolicy.status is 'enabled'",
+    ),
+    Case(
+        "registry-export-disabled",
+        "containerregistry:Registry",
+        REGISTRY,
+        changed(REGISTRY, "policies"),
+        "exportPolicy.status is not set",
+    ),
+    Case(
+        "openai-no-trusted-service-bypass",
+        "cognitiveservices:Account",
+        OPENAI_ACCOUNT,
+        changed(OPENAI_ACCOUNT, "properties.networkAcls.bypass", "AzureServices"),
+        "bypass is 'AzureServices'",
+    ),
+    Case(
+        "openai-model-version-pinned-in-prod",
+        "cognitiveservices:Deployment",
+        MODEL_DEPLOYMENT_PROD,
+        changed(MODEL_DEPLOYMENT_PROD, "properties.versionUpgradeOption", "OnceNewDefaultVersionAvailable"),
+        "versionUpgradeOption is 'OnceNewDefaultVersionAvailable'",
+        stack="prod",
+    ),
     Case(
         "keyvault-no-public-network-access",
         "keyvault:Vault",
@@ -311,6 +341,18 @@ def test_rules_ignore_resource_types_they_are_not_about():
     assert evaluate([unrelated], resource_rules) == []
 
 
+def test_dev_model_deployments_may_follow_azures_upgrades():
+    upgrading = changed(MODEL_DEPLOYMENT_PROD, "properties.versionUpgradeOption", "OnceCurrentVersionExpired")
+    deployment = registration("cognitiveservices:Deployment", upgrading, stack="dev")
+    assert findings("openai-model-version-pinned-in-prod", deployment) == []
+
+
+def test_a_registry_open_to_build_agents_may_keep_its_export_policy():
+    # Azure refuses a disabled export policy while public network access is on (dev's build-agent switch).
+    opened = changed(changed(REGISTRY, "publicNetworkAccess", "Enabled"), "policies")
+    assert findings("registry-export-disabled", registration("containerregistry:Registry", opened)) == []
+
+
 def test_stateful_resources_need_no_protection_outside_prod():
     assert findings("stateful-resources-protected-in-prod", registration("keyvault:Vault", VAULT, protect=False)) == []
 
@@ -320,11 +362,47 @@ def test_stateful_resources_need_no_protection_outside_prod():
 # -------------------------------------------------------------------------------------------------
 
 STACK_RULES = (
+    "registry-trusted-services-for-identity-pulls",
     "private-endpoint-dns-zone-group",
     "no-privileged-roles-for-workloads",
     "diagnostic-settings-on-every-service",
 )
 ENDPOINT_ID = arm_id("Microsoft.Network/privateEndpoints", "pe-vault")
+
+
+def registry_and_job(bypass: str) -> tuple:
+    registry = registration(
+        "containerregistry:Registry",
+        {
+            **REGISTRY,
+            "registryName": "craichat",
+            "loginServer": "craichat.azurecr.io",
+            "networkRuleBypassOptions": bypass,
+        },
+        name="registry",
+    )
+    job = registration(
+        "containerinstance:ContainerGroup",
+        {"imageRegistryCredentials": [{"server": "craichat.azurecr.io", "identity": arm_id("id", "job")}]},
+        name="job",
+    )
+    return registry, job
+
+
+def test_a_registry_that_lets_trusted_services_through_serves_identity_pulls():
+    assert findings("registry-trusted-services-for-identity-pulls", *registry_and_job("AzureServices")) == []
+
+
+def test_a_private_registry_that_a_job_pulls_from_by_identity_must_let_trusted_services_through():
+    found = findings("registry-trusted-services-for-identity-pulls", *registry_and_job("None"))
+    assert [v.resource_name for v in found] == ["registry"] and "the pull is refused" in str(found[0])
+
+
+def test_no_trusted_service_exception_is_needed_without_a_container_group():
+    registry, _job = registry_and_job("None")
+    assert findings("registry-trusted-services-for-identity-pulls", registry) == []
+
+
 ZONE_CONFIGS = [
     {
         "name": "vaultcore",
