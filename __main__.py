@@ -1,7 +1,9 @@
 """The private, keyless AI chat system on Azure.
 
-Read top to bottom, this is the architecture picture in the README: config first, then the network,
-the data services behind private endpoints, the AI gateway, and the app that ties them together.
+Read top to bottom, this is the architecture picture in the README (docs/architecture.md explains the layers):
+config first, then the resource group and the workspace every later resource sends its diagnostics to, the
+network, the data services behind private endpoints, the AI gateway, and the app that ties them together.
+Each component gets the shared StackContext (naming, tags, tenant) and its own section of the config.
 """
 
 import pulumi
@@ -22,6 +24,7 @@ from components.postgres import PostgresArgs, PostgresDatabase
 from components.private_dns import PrivateDnsZones, PrivateDnsZonesArgs
 from components.private_endpoint import ALL_DNS_ZONES, PrivateAccess
 from components.registry import ContainerRegistry, ContainerRegistryArgs
+from components.resource_group import ResourceGroup, ResourceGroupArgs
 
 # This project's stacks never held azure-native's old API-versioned type names; skip their aliases (speed).
 pulumi.runtime.register_stack_transformation(without_api_versioned_aliases)
@@ -29,11 +32,10 @@ pulumi.runtime.register_stack_transformation(without_api_versioned_aliases)
 config = load_stack_config()
 context = StackContext.for_current_deployment(config)
 
-network = Network("network", NetworkArgs(context))
-resource_group_name = network.resource_group_name
-
-observability = Observability(
-    "observability", ObservabilityArgs(context, resource_group_name, earlier_resources=network.diagnostic_targets)
+resource_group_name = ResourceGroup("group", ResourceGroupArgs(context)).resource_group_name
+observability = Observability("observability", ObservabilityArgs(context, config.observability, resource_group_name))
+network = Network(
+    "network", NetworkArgs(context, config.network, resource_group_name, workspace_id=observability.workspace_id)
 )
 dns = PrivateDnsZones(
     "dns",
@@ -50,7 +52,9 @@ key_vault = KeyVault(
     "keyvault",
     KeyVaultArgs(
         context,
+        config.key_vault,
         private_access,
+        protect=config.protect_stateful_resources,
         # App Service authentication's cookie and token-store keys: held here so every instance and
         # deployment slot shares them and they can be rotated (docs/operating.md).
         generated_secrets={"auth-encryption-key": 32, "auth-signing-key": 32},
@@ -61,36 +65,46 @@ registry = ContainerRegistry(
     "registry",
     ContainerRegistryArgs(
         context,
+        config.registry,
         private_access,
+        protect=config.protect_stateful_resources,
         pullers={workload: identities[workload].principal_id for workload in config.workloads},
         trusted_services_pull=config.ingestion.enabled,  # the job's container group pulls by identity
     ),
 )
 build_agents = BuildAgents(
     "build-agents",
-    BuildAgentsArgs(context, resource_group_name, registry.registry_name, network.subnet_ids["buildAgents"]),
+    BuildAgentsArgs(
+        context,
+        config.registry.build_agent_pool,
+        resource_group_name,
+        registry.registry_name,
+        network.subnet_ids["buildAgents"],
+    ),
 )
 postgres = PostgresDatabase(
     "postgres",
     PostgresArgs(
         context,
+        config.postgres,
         private_access,
+        protect=config.protect_stateful_resources,
         owner_principal_id=app_identity.principal_id,
         owner_principal_name=app_identity.name,
         workload_admins=[(identities[w].principal_id, identities[w].name) for w in config.job_workloads],
     ),
 )
 openai = OpenAiAccounts(
-    "openai",
-    OpenAiAccountsArgs(context, private_access),
+    "openai", OpenAiAccountsArgs(context, config.openai, private_access, production=config.is_production)
 )
 gateway = AiGateway(
     "gateway",
     AiGatewayArgs(
         context,
+        config.gateway,
         resource_group_name,
-        subnet_id=network.subnet_ids["apiManagement"],
         vnet_id=network.vnet_id,
+        subnet_id=network.subnet_ids["apiManagement"],
         workspace_id=observability.workspace_id,
         app_insights_id=observability.app_insights_id,
         app_insights_connection_string=observability.app_insights_connection_string,
@@ -102,6 +116,7 @@ chat = ChatWebApp(
     "chat",
     ChatWebAppArgs(
         context,
+        config.app_service,
         resource_group_name,
         integration_subnet_id=network.subnet_ids["appService"],
         workspace_id=observability.workspace_id,
@@ -115,7 +130,7 @@ chat = ChatWebApp(
         },
         secret_settings_ready=key_vault.references_ready,
         openai_endpoint=gateway.gateway_url,
-        settings={
+        app_settings={
             "CHAT_MODEL": config.openai.chat_model.deployment_name,
             "EMBEDDING_MODEL": config.openai.embedding_model.deployment_name,
         },
@@ -127,16 +142,17 @@ if config.ingestion.enabled:
         "ingestion",
         IngestionJobArgs(
             context,
+            config.ingestion,
             resource_group_name,
+            image=config.app_service.image,  # the web app's
             subnet_id=network.subnet_ids["jobs"],
             workspace_id=observability.workspace_id,
             identity=identities["ingestion"],
             registry_login_server=registry.login_server,
-            image=config.app_service.image,
             postgres_host=postgres.host,
             postgres_database=postgres.database_name,
             openai_endpoint=gateway.gateway_url,
-            settings={"EMBEDDING_MODEL": config.openai.embedding_model.deployment_name},
+            app_settings={"EMBEDDING_MODEL": config.openai.embedding_model.deployment_name},
             depends_on=[registry, postgres, gateway],
         ),
     )

@@ -6,6 +6,8 @@ twenty per resource. The SDK turns each alias into a URN when the resource is de
 time `pulumi preview` spends in this program (benchmarks/program_startup.py). This project has only ever used
 v3's unversioned names, so those aliases can never match anything here. Aliases for real renames, such as
 `azure-native:network:PrivateZone` -> `azure-native:privatedns:PrivateZone`, are kept.
+
+`moved_from` is for the other kind of alias: a resource this project moved to another component.
 """
 
 from __future__ import annotations
@@ -36,3 +38,12 @@ def without_api_versioned_aliases(
     opts = copy.copy(args.opts)  # ResourceOptions.merge would append to the aliases, not replace them
     opts.aliases = [alias for alias in aliases if not is_api_versioned_alias(alias)]
     return pulumi.ResourceTransformationResult(props=args.props, opts=opts)
+
+
+def moved_from(parent_type: str, parent_name: str, *, name: str | None = None) -> pulumi.Alias:
+    """Where a resource was declared before it moved to another component: the parent's type token and
+    name (a top-level component), and its own old name if that changed too. Stacks created earlier hold it
+    under its old URN; with this alias `pulumi up` adopts it there instead of deleting and recreating it.
+    An alias that matches nothing (a new stack) is ignored."""
+    old_parent = pulumi.create_urn(parent_name, parent_type)
+    return pulumi.Alias(parent=old_parent) if name is None else pulumi.Alias(name=name, parent=old_parent)

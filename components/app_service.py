@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_azure_native.web as web
 
+from components.config import AppServiceConfig
 from components.context import StackContext
 from components.diagnostics import send_to_workspace
 from components.identity import WorkloadIdentity
@@ -31,6 +32,7 @@ def key_vault_reference(secret_uri: pulumi.Input[str]) -> pulumi.Output[str]:
 @dataclass
 class ChatWebAppArgs:
     context: StackContext
+    settings: AppServiceConfig  # plan SKU and size, image, health check path, sign-in app registration
     resource_group_name: pulumi.Input[str]
     integration_subnet_id: pulumi.Input[str]
     workspace_id: pulumi.Input[str]
@@ -40,8 +42,8 @@ class ChatWebAppArgs:
     postgres_database: str
     # The model endpoint (the API Management gateway); None leaves the app in search-only mode.
     openai_endpoint: pulumi.Input[str] | None = None
-    # Extra plain settings for the app (apps/chat/README.md lists them all).
-    settings: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    # Extra plain app settings (apps/chat/README.md lists them all).
+    app_settings: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # Setting name -> Key Vault secret URI; rendered as Key Vault references, never as values.
     secret_settings: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # What must exist before the app first starts so that those references resolve (KeyVault.references_ready):
@@ -74,7 +76,7 @@ def chat_app_settings(args: ChatWebAppArgs) -> dict[str, pulumi.Input[str]]:
     }
     if args.openai_endpoint is not None:
         settings["AZURE_OPENAI_ENDPOINT"] = args.openai_endpoint
-    settings.update(args.settings)
+    settings.update(args.app_settings)
     settings.update({key: key_vault_reference(uri) for key, uri in args.secret_settings.items()})
     return settings
 
@@ -87,7 +89,7 @@ class ChatWebApp(pulumi.ComponentResource):
     def __init__(self, name: str, args: ChatWebAppArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aichat:app:ChatWebApp", name, None, opts)
         context = args.context
-        settings = context.config.app_service
+        settings = args.settings
         plan = web.AppServicePlan(
             f"{name}-plan",
             name=context.name("asp"),
@@ -155,7 +157,7 @@ class ChatWebApp(pulumi.ComponentResource):
         credential, so sign-in needs no client secret either.
         """
         tenant_issuer = pulumi.Output.concat("https://login.microsoftonline.com/", args.context.tenant_id, "/v2.0")
-        client_id = args.context.config.app_service.sign_in_client_id
+        client_id = args.settings.sign_in_client_id
         return web.WebAppAuthSettingsV2(
             f"{name}-sign-in",
             name=site.name,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_azure_native.containerregistry as containerregistry
 
+from components.config import BuildAgentPoolConfig
 from components.context import StackContext
 
 # Agent pool names: 3-20 letters, digits and dashes; one pool per registry is enough here.
@@ -25,6 +26,7 @@ AGENT_POOL_NAME = "vnet-build"
 @dataclass
 class BuildAgentsArgs:
     context: StackContext
+    settings: BuildAgentPoolConfig  # whether there is a pool, its tier and agent count
     resource_group_name: pulumi.Input[str]
     registry_name: pulumi.Input[str]
     subnet_id: pulumi.Input[str]
@@ -38,7 +40,7 @@ class BuildAgents(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: BuildAgentsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aichat:registry:BuildAgents", name, None, opts)
-        settings = args.context.config.registry.build_agent_pool
+        settings = args.settings
         self.registry_name = pulumi.Output.from_input(args.registry_name)
         self.agent_pool_name = None
         if settings.enabled:

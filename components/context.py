@@ -1,4 +1,8 @@
-"""What every component needs to know about the stack it is part of: config, names, tags, tenant."""
+"""What every component shares about the stack it is part of: naming, tags and tenant.
+
+Nothing else: each component gets its own settings section in its Args (`KeyVaultArgs(settings=config.key_vault,
+...)`), so an Args dataclass lists everything the component reads and a test can build it without a stack file.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,11 @@ from components.config import StackConfig
 
 @dataclass(frozen=True)
 class StackContext:
-    config: StackConfig
+    stack: str
+    environment: str
+    name_prefix: str
+    location: str  # the stack's region: the resource group's, and every resource's unless its settings say otherwise
+    tags: Mapping[str, str]  # the stack file's tags plus the two that say which stack manages the resource
     tenant_id: pulumi.Output[str]
     subscription_id: pulumi.Output[str]
     # Chosen once when the stack's resources are first created and kept in its state; `pulumi destroy`
@@ -28,23 +36,19 @@ class StackContext:
         client = authorization.get_client_config_output()
         incarnation = random.RandomString("incarnation", length=4, special=False, upper=False)
         return StackContext(
-            config=config,
+            stack=config.stack,
+            environment=config.environment,
+            name_prefix=config.name_prefix,
+            location=config.location,
+            tags={**config.tags, "managed-by": "pulumi", "pulumi-stack": config.stack},
             tenant_id=client.tenant_id,
             subscription_id=client.subscription_id,
             incarnation=incarnation.result,
         )
 
-    @property
-    def location(self) -> str:
-        return self.config.location
-
-    @property
-    def tags(self) -> Mapping[str, str]:
-        return {**self.config.tags, "managed-by": "pulumi", "pulumi-stack": self.config.stack}
-
     def name(self, abbreviation: str, *parts: str) -> str:
         """A readable name such as `kv-aichat-dev` (Microsoft's abbreviation-first convention)."""
-        return "-".join([abbreviation, self.config.name_prefix, self.config.environment, *parts])
+        return "-".join([abbreviation, self.name_prefix, self.environment, *parts])
 
     def unique_name(self, abbreviation: str, *, max_length: int, alphanumeric: bool = False) -> pulumi.Output[str]:
         """A globally unique name (Key Vault, registry, server and site host names are DNS names).
@@ -59,9 +63,7 @@ class StackContext:
         if alphanumeric:
             base = base.replace("-", "")
         return pulumi.Output.all(self.subscription_id, self.incarnation).apply(
-            lambda values: unique_name(
-                base, self.config.stack, *values, max_length=max_length, alphanumeric=alphanumeric
-            )
+            lambda values: unique_name(base, self.stack, *values, max_length=max_length, alphanumeric=alphanumeric)
         )
 
 

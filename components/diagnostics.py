@@ -18,6 +18,7 @@ def send_to_workspace(
     metrics: bool = True,
     resource_specific_tables: bool = True,
     log_categories: Sequence[str] = (),
+    aliases: Sequence[pulumi.Alias] = (),
 ) -> monitor.DiagnosticSetting:
     """All log categories (category group `allLogs`, or `log_categories` where a service offers no group)
     and `AllMetrics`; some services offer only one of the two.
@@ -27,6 +28,7 @@ def send_to_workspace(
     Services, virtual networks, NSGs) ignore that request and Azure reports no destination type back,
     which `pulumi refresh` shows as drift on every run; for them the setting leaves it out.
     Source: MicrosoftDocs/azure-monitor-docs, articles/azure-monitor/reference/supported-logs/.
+    `aliases`: where the setting was declared before (components/aliases.py `moved_from`).
     """
     return monitor.DiagnosticSetting(
         f"{name}-diagnostics",
@@ -36,7 +38,7 @@ def send_to_workspace(
         log_analytics_destination_type="Dedicated" if logs and resource_specific_tables else None,
         logs=_log_settings(log_categories) if logs else None,
         metrics=[monitor.DiagnosticsMetricSettingsArgs(category="AllMetrics", enabled=True)] if metrics else None,
-        opts=pulumi.ResourceOptions(parent=parent),
+        opts=pulumi.ResourceOptions(parent=parent, aliases=list(aliases) or None),
     )
 
 

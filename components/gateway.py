@@ -17,7 +17,7 @@ import pulumi_azure_native.apimanagement as apimanagement
 import pulumi_azure_native.network as network
 import pulumi_azure_native.privatedns as privatedns
 
-from components.config import CircuitBreakerConfig
+from components.config import CircuitBreakerConfig, GatewayConfig
 from components.context import StackContext
 from components.diagnostics import send_to_workspace
 from components.gateway_policy import OPENAI_RESOURCE, PolicyValues, render_policy
@@ -65,6 +65,7 @@ OPENAI_OPERATIONS = (
 @dataclass
 class AiGatewayArgs:
     context: StackContext
+    settings: GatewayConfig  # SKU, capacity, zones, publisher, per-caller token limit, circuit breaker
     resource_group_name: pulumi.Input[str]
     subnet_id: pulumi.Input[str]  # the apiManagement subnet (its NSG comes from components/network.py)
     vnet_id: pulumi.Input[str]
@@ -106,7 +107,7 @@ class AiGateway(pulumi.ComponentResource):
 
     def _service(self, name: str, args: AiGatewayArgs) -> apimanagement.ApiManagementService:
         context = args.context
-        settings = context.config.gateway
+        settings = args.settings
         zoned = bool(settings.zones)
         return apimanagement.ApiManagementService(
             f"{name}-apim",
@@ -178,7 +179,7 @@ class AiGateway(pulumi.ComponentResource):
         self, name: str, args: AiGatewayArgs, service: apimanagement.ApiManagementService
     ) -> apimanagement.Backend:
         """One backend per account, each with a circuit breaker, and a pool over them."""
-        breaker = _circuit_breaker(args.context.config.gateway.circuit_breaker)
+        breaker = _circuit_breaker(args.settings.circuit_breaker)
         members = [(account, self._member_backend(name, args, service, account, breaker)) for account in args.accounts]
         # A pool has no url or protocol of its own (Azure rejects them); members are referenced by id.
         return apimanagement.Backend(
@@ -319,7 +320,7 @@ class AiGateway(pulumi.ComponentResource):
         )
 
     def _policy(self, args: AiGatewayArgs) -> pulumi.Output[str]:
-        settings = args.context.config.gateway
+        settings = args.settings
         member_count = len(args.accounts)
         return pulumi.Output.all(args.context.tenant_id, *args.caller_client_ids).apply(
             lambda values: render_policy(

@@ -23,6 +23,7 @@ import pulumi
 import pulumi_azure_native.containerinstance as containerinstance
 
 from components.app_service import keyless_database_settings
+from components.config import IngestionConfig
 from components.context import StackContext
 from components.diagnostics import send_to_workspace
 from components.identity import WorkloadIdentity
@@ -43,6 +44,7 @@ def run_fingerprint(image: str, document_paths: Sequence[str]) -> str:
 @dataclass
 class IngestionJobArgs:
     context: StackContext
+    settings: IngestionConfig  # the document paths and the container's CPU and memory
     resource_group_name: pulumi.Input[str]
     subnet_id: pulumi.Input[str]  # the `jobs` subnet, delegated to Microsoft.ContainerInstance/containerGroups
     workspace_id: pulumi.Input[str]
@@ -54,7 +56,7 @@ class IngestionJobArgs:
     # The model endpoint (the API Management gateway) for embeddings; None ingests for text search only.
     openai_endpoint: pulumi.Input[str] | None = None
     # Extra plain settings for the app's CLI (apps/chat/settings.py), e.g. EMBEDDING_MODEL.
-    settings: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+    app_settings: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
     # What must exist before the job starts (its role assignments, the database), or the first run fails.
     depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
 
@@ -65,11 +67,11 @@ class IngestionJob(pulumi.ComponentResource):
     def __init__(self, name: str, args: IngestionJobArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aichat:jobs:IngestionJob", name, None, opts)
         context = args.context
-        settings = context.config.ingestion
+        settings = args.settings
         environment = keyless_database_settings(args.identity, args.postgres_host, args.postgres_database)
         if args.openai_endpoint is not None:
             environment["AZURE_OPENAI_ENDPOINT"] = args.openai_endpoint
-        environment.update(args.settings)
+        environment.update(args.app_settings)
         group = containerinstance.ContainerGroup(
             f"{name}-group",
             container_group_name=context.name("ci", "ingest", run_fingerprint(args.image, settings.document_paths)),

@@ -13,6 +13,7 @@ import pulumi
 import pulumi_azure_native.keyvault as keyvault
 import pulumi_random as random
 
+from components.config import KeyVaultConfig
 from components.context import StackContext
 from components.private_endpoint import KEY_VAULT, PrivateAccess, connect_privately
 from components.roles import BuiltInRole, assign_role
@@ -21,7 +22,9 @@ from components.roles import BuiltInRole, assign_role
 @dataclass
 class KeyVaultArgs:
     context: StackContext
+    settings: KeyVaultConfig  # SKU and soft-delete retention
     access: PrivateAccess  # resource group, endpoint subnet, DNS zones, workspace
+    protect: bool  # against `pulumi destroy` and replacement (prod): a purged vault takes its keys along
     # Secrets to generate (name -> random bytes, stored hex-encoded) and the identity that may read them
     # (Key Vault Secrets User on each secret).
     generated_secrets: Mapping[str, int]
@@ -41,7 +44,7 @@ class KeyVault(pulumi.ComponentResource):
     def __init__(self, name: str, args: KeyVaultArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aichat:security:KeyVault", name, None, opts)
         context = args.context
-        settings = context.config.key_vault
+        settings = args.settings
         vault = keyvault.Vault(
             f"{name}-vault",
             vault_name=context.unique_name("kv", max_length=24),
@@ -58,7 +61,7 @@ class KeyVault(pulumi.ComponentResource):
                 network_acls=keyvault.NetworkRuleSetArgs(default_action="Deny", bypass="None"),
             ),
             tags=dict(context.tags),
-            opts=pulumi.ResourceOptions(parent=self, protect=context.config.protect_stateful_resources),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         self.vault_id = vault.id
         self.vault_uri = vault.properties.vault_uri

@@ -1,4 +1,4 @@
-"""The resource group and the private network: one VNet, a subnet per role, an NSG on every subnet."""
+"""The private network: one VNet, a subnet per role, an NSG on every subnet, their diagnostics."""
 
 from __future__ import annotations
 
@@ -6,9 +6,11 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_azure_native.network as network
-import pulumi_azure_native.resources as resources
 
+from components.aliases import moved_from
+from components.config import NetworkConfig
 from components.context import StackContext
+from components.diagnostics import send_to_workspace
 
 
 @dataclass(frozen=True)
@@ -79,32 +81,24 @@ NSG_RULES = {API_MANAGEMENT.key: API_MANAGEMENT_NSG_RULES, BUILD_AGENTS.key: BUI
 @dataclass
 class NetworkArgs:
     context: StackContext
+    settings: NetworkConfig  # address space and a CIDR per subnet role
+    resource_group_name: pulumi.Input[str]
+    workspace_id: pulumi.Input[str]  # Log Analytics, for the VNet's and NSGs' diagnostics
 
 
 class Network(pulumi.ComponentResource):
-    """Resource group, VNet and subnets. Every subnet gets its own NSG (and APIM's the rules it needs)."""
+    """VNet and subnets. Every subnet gets its own NSG (and APIM's the rules it needs)."""
 
-    resource_group_name: pulumi.Output[str]
     vnet_id: pulumi.Output[str]
     subnet_ids: dict[str, pulumi.Output[str]]
     nsg_ids: dict[str, pulumi.Output[str]]
-    diagnostic_targets: dict[str, tuple[pulumi.Output[str], bool]]
 
     def __init__(self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aichat:network:Network", name, None, opts)
         context = args.context
-        config = context.config.network
+        settings = args.settings
 
-        resource_group = resources.ResourceGroup(
-            f"{name}-rg",
-            resource_group_name=context.name("rg"),
-            location=context.location,
-            tags=dict(context.tags),
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        self.resource_group_name = resource_group.name
-
-        security_groups = {role.key: self._security_group(name, role, context) for role in SUBNET_ROLES}
+        security_groups = {role.key: self._security_group(name, role, args) for role in SUBNET_ROLES}
         self.nsg_ids = {key: nsg.id for key, nsg in security_groups.items()}
 
         # Subnets are declared inside the VNet, not as separate resources: a VNet update would
@@ -112,13 +106,13 @@ class Network(pulumi.ComponentResource):
         vnet = network.VirtualNetwork(
             f"{name}-vnet",
             virtual_network_name=context.name("vnet"),
-            resource_group_name=self.resource_group_name,
+            resource_group_name=args.resource_group_name,
             location=context.location,
-            address_space=network.AddressSpaceArgs(address_prefixes=[str(config.address_space)]),
+            address_space=network.AddressSpaceArgs(address_prefixes=[str(settings.address_space)]),
             subnets=[
                 network.SubnetArgs(
                     name=role.name,
-                    address_prefix=str(config.subnets[role.key]),
+                    address_prefix=str(settings.subnets[role.key]),
                     network_security_group=network.NetworkSecurityGroupArgs(id=security_groups[role.key].id),
                     delegations=[
                         network.DelegationArgs(name=role.delegation.replace("/", "-"), service_name=role.delegation)
@@ -138,20 +132,32 @@ class Network(pulumi.ComponentResource):
             role.key: vnet.id.apply(lambda vnet_id, subnet=role.name: f"{vnet_id}/subnets/{subnet}")
             for role in SUBNET_ROLES
         }
-        # The workspace is created after the network; it attaches these resources' diagnostics.
-        self.diagnostic_targets = {
-            f"{name}-vnet": (vnet.id, True),
-            **{f"{name}-nsg-{key}": (nsg_id, False) for key, nsg_id in self.nsg_ids.items()},  # NSGs have no metrics
-        }
-        self.register_outputs(
-            {"resource_group_name": self.resource_group_name, "vnet_id": self.vnet_id, "subnet_ids": self.subnet_ids}
+        self._send_diagnostics(f"{name}-vnet", vnet.id, args.workspace_id, metrics=True)
+        for key, nsg_id in self.nsg_ids.items():
+            self._send_diagnostics(f"{name}-nsg-{key}", nsg_id, args.workspace_id, metrics=False)  # NSGs have none
+        self.register_outputs({"vnet_id": self.vnet_id, "subnet_ids": self.subnet_ids})
+
+    def _send_diagnostics(
+        self, resource_name: str, resource_id: pulumi.Input[str], workspace_id: pulumi.Input[str], *, metrics: bool
+    ) -> None:
+        # The VNet's and NSGs' logs go to AzureDiagnostics only. Until issue 15 the workspace came after the
+        # network and the Observability component sent these settings: the alias keeps them in older stacks.
+        send_to_workspace(
+            resource_name,
+            resource_id=resource_id,
+            workspace_id=workspace_id,
+            parent=self,
+            metrics=metrics,
+            resource_specific_tables=False,
+            aliases=[moved_from("aichat:observability:Observability", "observability")],
         )
 
-    def _security_group(self, name: str, role: SubnetRole, context: StackContext) -> network.NetworkSecurityGroup:
+    def _security_group(self, name: str, role: SubnetRole, args: NetworkArgs) -> network.NetworkSecurityGroup:
+        context = args.context
         return network.NetworkSecurityGroup(
             f"{name}-nsg-{role.key}",
             network_security_group_name=context.name("nsg", role.name.removeprefix("snet-")),
-            resource_group_name=self.resource_group_name,
+            resource_group_name=args.resource_group_name,
             location=context.location,
             security_rules=[
                 network.SecurityRuleArgs(

@@ -1,14 +1,15 @@
-"""Log Analytics and Application Insights, and diagnostics for the network (created before them)."""
+"""Log Analytics and Application Insights: created right after the resource group, so every later resource
+can send its diagnostics to the workspace."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_azure_native.operationalinsights as operationalinsights
 import pulumi_azure_native.resources as resources
 
+from components.config import ObservabilityConfig
 from components.context import StackContext
 from components.diagnostics import send_to_workspace
 
@@ -25,9 +26,8 @@ APP_INSIGHTS_TYPE = "components"
 @dataclass
 class ObservabilityArgs:
     context: StackContext
+    settings: ObservabilityConfig  # log retention
     resource_group_name: pulumi.Input[str]
-    # Resources that exist before the workspace (the VNet and its NSGs): name -> (resource id, has metrics).
-    earlier_resources: Mapping[str, tuple[pulumi.Input[str], bool]] = field(default_factory=dict)
 
 
 class Observability(pulumi.ComponentResource):
@@ -46,7 +46,7 @@ class Observability(pulumi.ComponentResource):
             resource_group_name=args.resource_group_name,
             location=context.location,
             sku=operationalinsights.WorkspaceSkuArgs(name="PerGB2018"),
-            retention_in_days=context.config.observability.log_retention_days,
+            retention_in_days=args.settings.log_retention_days,
             tags=dict(context.tags),
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -74,14 +74,4 @@ class Observability(pulumi.ComponentResource):
         self.app_insights_id = app_insights.id
         self.app_insights_connection_string = app_insights.properties.apply(lambda props: props["ConnectionString"])
         send_to_workspace(f"{name}-workspace", resource_id=workspace.id, workspace_id=workspace.id, parent=self)
-        for resource_name, (resource_id, has_metrics) in args.earlier_resources.items():
-            # The VNet's and NSGs' logs go to AzureDiagnostics only.
-            send_to_workspace(
-                resource_name,
-                resource_id=resource_id,
-                workspace_id=workspace.id,
-                parent=self,
-                metrics=has_metrics,
-                resource_specific_tables=False,
-            )
         self.register_outputs({"workspace_id": self.workspace_id, "app_insights_id": self.app_insights_id})

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_azure_native.cognitiveservices as cognitiveservices
 
-from components.config import OpenAiInstanceConfig
+from components.config import OpenAiConfig, OpenAiInstanceConfig
 from components.context import StackContext
 from components.private_endpoint import OPENAI, PrivateAccess, connect_privately
 
@@ -20,7 +20,9 @@ from components.private_endpoint import OPENAI, PrivateAccess, connect_privately
 @dataclass
 class OpenAiAccountsArgs:
     context: StackContext
+    settings: OpenAiConfig  # the accounts (instances) and the models each of them deploys
     access: PrivateAccess  # resource group, endpoint subnet, DNS zones (must hold OPENAI's), workspace
+    production: bool  # model versions change only by a reviewed config change (model_upgrade_option)
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class OpenAiAccounts(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: OpenAiAccountsArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aichat:ai:OpenAiAccounts", name, None, opts)
-        self.accounts = [self._account(name, args, instance) for instance in args.context.config.openai.instances]
+        self.accounts = [self._account(name, args, instance) for instance in args.settings.instances]
         self.endpoints = pulumi.Output.all(
             *[
                 pulumi.Output.from_input(account.endpoint).apply(
@@ -96,7 +98,7 @@ class OpenAiAccounts(pulumi.ComponentResource):
         """Chat and embedding deployments, one after another: Azure rejects parallel changes to one account."""
         deployments: list[cognitiveservices.Deployment] = []
         previous: cognitiveservices.Deployment | None = None
-        for model in args.context.config.openai.models:
+        for model in args.settings.models:
             previous = cognitiveservices.Deployment(
                 f"{child}-{model.role}",
                 account_name=account.name,
@@ -107,7 +109,7 @@ class OpenAiAccounts(pulumi.ComponentResource):
                     model=cognitiveservices.DeploymentModelArgs(
                         format="OpenAI", name=model.model_name, version=model.model_version
                     ),
-                    version_upgrade_option=model_upgrade_option(args.context.config.is_production),
+                    version_upgrade_option=model_upgrade_option(args.production),
                 ),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[previous] if previous else None),
             )

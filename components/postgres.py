@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_azure_native.dbforpostgresql as dbforpostgresql
 
-from components.config import EntraAdmin
+from components.config import EntraAdmin, PostgresConfig
 from components.context import StackContext
 from components.private_endpoint import POSTGRES, PrivateAccess, connect_privately
 
@@ -28,7 +28,9 @@ SERVER_PARAMETERS = {
 @dataclass
 class PostgresArgs:
     context: StackContext
+    settings: PostgresConfig  # version, SKU, storage, backups, HA, database name, extra Entra admins
     access: PrivateAccess  # resource group, endpoint subnet, DNS zones, workspace
+    protect: bool  # against `pulumi destroy` and replacement (prod): the server holds the data
     # The workload identity that owns the schema (the app runs its own migrations): an Entra admin.
     owner_principal_id: pulumi.Input[str]
     owner_principal_name: pulumi.Input[str]
@@ -44,7 +46,7 @@ class PostgresDatabase(pulumi.ComponentResource):
     def __init__(self, name: str, args: PostgresArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aichat:data:PostgresDatabase", name, None, opts)
         context = args.context
-        settings = context.config.postgres
+        settings = args.settings
         server = dbforpostgresql.Server(
             f"{name}-server",
             server_name=context.unique_name("psql", max_length=63),
@@ -66,17 +68,15 @@ class PostgresDatabase(pulumi.ComponentResource):
             ),
             network=dbforpostgresql.NetworkArgs(public_network_access="Disabled"),
             tags=dict(context.tags),
-            opts=pulumi.ResourceOptions(parent=self, protect=context.config.protect_stateful_resources),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         self.server_id = server.id
         self.host = server.fully_qualified_domain_name
         self.database_name = settings.database_name
 
-        owner = EntraAdmin(args.owner_principal_id, args.owner_principal_name, "ServicePrincipal")
+        owner = _workload_admin(args.owner_principal_id, args.owner_principal_name)
         previous: pulumi.Resource = server
-        workloads = [
-            EntraAdmin(object_id, principal, "ServicePrincipal") for object_id, principal in args.workload_admins
-        ]
+        workloads = [_workload_admin(object_id, principal) for object_id, principal in args.workload_admins]
         for index, admin in enumerate((owner, *workloads, *settings.extra_admins)):
             previous = self._administrator(f"{name}-admin-{index}", server, args, admin, after=previous)
         for parameter, value in SERVER_PARAMETERS.items():
@@ -127,3 +127,8 @@ class PostgresDatabase(pulumi.ComponentResource):
             resource_group_name=args.access.resource_group_name,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[after]),
         )
+
+
+def _workload_admin(object_id: pulumi.Input[str], principal_name: pulumi.Input[str]) -> EntraAdmin:
+    """A managed identity as an Entra admin (managed identities sign in as service principals)."""
+    return EntraAdmin(object_id=object_id, principal_name=principal_name, principal_type="ServicePrincipal")

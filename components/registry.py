@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_azure_native.containerregistry as containerregistry
 
+from components.config import RegistryConfig
 from components.context import StackContext
 from components.private_endpoint import CONTAINER_REGISTRY, PrivateAccess, connect_privately
 from components.roles import BuiltInRole, assign_role
@@ -16,7 +17,9 @@ from components.roles import BuiltInRole, assign_role
 @dataclass
 class ContainerRegistryArgs:
     context: StackContext
+    settings: RegistryConfig  # zone redundancy and the dev-only build agent IP ranges
     access: PrivateAccess  # resource group, endpoint subnet, DNS zones, workspace
+    protect: bool  # against `pulumi destroy` and replacement (prod): the images live only here
     # Identities that pull images (AcrPull on this registry only): name -> principal id.
     pullers: Mapping[str, pulumi.Input[str]]
     # True when Container Instances pull from it with a managed identity (the ingestion job). ACI pulls
@@ -33,7 +36,7 @@ class ContainerRegistry(pulumi.ComponentResource):
     def __init__(self, name: str, args: ContainerRegistryArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aichat:registry:ContainerRegistry", name, None, opts)
         context = args.context
-        settings = context.config.registry
+        settings = args.settings
         build_agents = settings.build_agent_ip_ranges
         registry = containerregistry.Registry(
             f"{name}-registry",
@@ -62,7 +65,7 @@ class ContainerRegistry(pulumi.ComponentResource):
             if build_agents
             else containerregistry.PoliciesArgs(export_policy=containerregistry.ExportPolicyArgs(status="disabled")),
             tags=dict(context.tags),
-            opts=pulumi.ResourceOptions(parent=self, protect=context.config.protect_stateful_resources),
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )
         self.registry_id = registry.id
         self.registry_name = registry.name

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from components.config import load_stack_config
+from components.config import StackConfig, load_stack_config
 from components.context import StackContext
 from tools.offline import ProgramRun, run_program, run_under_mocks, stack_config_values
 
@@ -61,10 +61,17 @@ def run_with() -> Callable[..., ProgramRun]:
 
 @pytest.fixture
 def declare() -> Callable[..., ProgramRun]:
-    """Evaluate a few resources (usually one component) under mocks: `declare(lambda context: ..., stack="dev")`."""
+    """Evaluate a few resources (usually one component) under mocks: `declare(lambda context, config: ...)`.
 
-    def run(build: Callable[[StackContext], Any], stack: str = "dev") -> ProgramRun:
-        return run_under_mocks(stack, lambda: build(StackContext.for_current_deployment(load_stack_config())))
+    `build` gets the stack's StackContext and its validated StackConfig, from which it passes the component
+    its own settings section (`KeyVaultArgs(context, config.key_vault, ...)`), as __main__.py does."""
+
+    def run(build: Callable[[StackContext, StackConfig], Any], stack: str = "dev") -> ProgramRun:
+        def declare_resources() -> Any:
+            config = load_stack_config()
+            return build(StackContext.for_current_deployment(config), config)
+
+        return run_under_mocks(stack, declare_resources)
 
     return run
 

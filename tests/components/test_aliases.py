@@ -48,3 +48,22 @@ def test_the_program_registers_resources_without_versioned_aliases_but_with_rena
     assert "azure-native:network:PrivateZone" in zone.alias_types  # a real rename is still honoured
     versioned = [(r.name, t) for r in program.resources for t in r.alias_types if "/v" in t]
     assert versioned == []
+
+
+def test_a_moved_resource_names_its_old_top_level_parent(declare):
+    from components.aliases import moved_from
+
+    seen = []
+
+    def build(context, config):
+        renamed = moved_from("aichat:network:Network", "network", name="network-rg")
+        renamed.parent.apply(lambda urn: seen.append((renamed.name, urn)))
+        moved_from("aichat:observability:Observability", "observability").parent.apply(
+            lambda urn: seen.append(("(unchanged)", urn))
+        )
+
+    declare(build)
+    assert sorted(seen) == [
+        ("(unchanged)", "urn:pulumi:dev::aichat::aichat:observability:Observability::observability"),
+        ("network-rg", "urn:pulumi:dev::aichat::aichat:network:Network::network"),
+    ]

@@ -48,12 +48,14 @@ def test_each_generated_secret_gets_its_own_reader_grant(declare):
     from components.key_vault import KeyVault, KeyVaultArgs
     from components.private_endpoint import KEY_VAULT, PrivateAccess
 
-    def build(context):
+    def build(context, config):
         KeyVault(
             "kv",
             KeyVaultArgs(
                 context,
+                config.key_vault,
                 PrivateAccess("rg", "subnet-id", {zone: f"zone-{zone}" for zone in KEY_VAULT.dns_zones}, "workspace"),
+                protect=False,
                 generated_secrets={"first": 32, "second": 48},
                 secret_reader_principal_id="reader",
             ),

@@ -88,8 +88,8 @@ def test_network_component_alone_exposes_a_subnet_id_per_role(declare):
 
     exposed = {}
 
-    def build(context):
-        network = Network("net", NetworkArgs(context))
+    def build(context, config):
+        network = Network("net", NetworkArgs(context, config.network, "rg", workspace_id="workspace"))
         for key, subnet_id in network.subnet_ids.items():
             subnet_id.apply(lambda value, key=key: exposed.__setitem__(key, value))
 

@@ -78,7 +78,7 @@ SUBNET_ID = VNET_ID + "/subnets/snet-private-endpoints"
 
 
 def test_helper_puts_every_zone_of_a_target_into_one_named_group(declare):
-    def build(context):
+    def build(context, config):
         zones = PrivateDnsZones("dns", PrivateDnsZonesArgs(context, "rg", VNET_ID, zone_names=OPENAI.dns_zones))
         private_endpoint(
             "ai",
@@ -106,7 +106,7 @@ def test_helper_puts_every_zone_of_a_target_into_one_named_group(declare):
 
 
 def test_helper_refuses_an_endpoint_whose_zone_does_not_exist(declare):
-    def build(context):
+    def build(context, config):
         private_endpoint(
             "ai",
             target=OPENAI,
@@ -125,7 +125,7 @@ def test_helper_refuses_an_endpoint_whose_zone_does_not_exist(declare):
 
 def test_zones_component_declares_each_zone_once(declare):
     run = declare(
-        lambda context: PrivateDnsZones(
+        lambda context, config: PrivateDnsZones(
             "dns", PrivateDnsZonesArgs(context, "rg", VNET_ID, zone_names=["privatelink.azurecr.io"] * 2)
         )
     )

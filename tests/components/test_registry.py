@@ -48,14 +48,16 @@ def test_every_puller_gets_acr_pull_on_the_registry_and_nothing_else(declare):
     from components.private_endpoint import CONTAINER_REGISTRY, PrivateAccess
     from components.registry import ContainerRegistry, ContainerRegistryArgs
 
-    def build(context):
+    def build(context, config):
         ContainerRegistry(
             "cr",
             ContainerRegistryArgs(
                 context,
+                config.registry,
                 PrivateAccess(
                     "rg", "subnet-id", {zone: "zone-id" for zone in CONTAINER_REGISTRY.dns_zones}, "workspace"
                 ),
+                protect=False,
                 pullers={"web": "principal-web", "job": "principal-job"},
             ),
         )
