@@ -15,27 +15,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from policy.offline import Violation, evaluate
 from policy.rules import POLICIES, is_mandatory
 from tools.diagram import topology
 from tools.inventory import Inventory
+from tools.markdown import table
 from tools.offline import ProgramError, ProgramRun, known_stacks, run_program
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_CANNOT_EVALUATE = 0, 1, 2
-
-
-def cell(value: object) -> str:
-    """Text safe inside a Markdown table cell."""
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
-    return lines
 
 
 def policy_section(violations: Sequence[Violation]) -> list[str]:

@@ -225,3 +225,139 @@ def test_every_stack_output_the_pipelines_read_exists(program):
     read = set(re.findall(r"pulumi stack output (\w+)", text))
     assert read, "the pipelines read no stack outputs?"
     assert read <= set(program.outputs), f"{program.stack}: missing outputs {sorted(read - set(program.outputs))}"
+
+
+# ------------------------------------------------------------------------------------------------
+# The live preflight, fresh Azure logins, and the ingestion job's result
+# ------------------------------------------------------------------------------------------------
+
+PREFLIGHT = '.venv/bin/python -m tools.preflight "$STACK"'
+
+
+def index_of(steps: list[dict[str, Any]], matches, what: str) -> int:
+    found = [index for index, step in enumerate(steps) if matches(step)]
+    assert found, f"no step {what}"
+    return found[0]
+
+
+def is_azure_login(step: dict[str, Any]) -> bool:
+    return step.get("uses", "").split("@")[0] == "azure/login"
+
+
+def runs(text: str):
+    return lambda step: text in step.get("run", "")
+
+
+def pulumi_action(command: str):
+    return lambda step: (
+        step.get("uses", "").split("@")[0] == "pulumi/actions" and step.get("with", {}).get("command") == command
+    )
+
+
+def deploy_steps() -> list[dict[str, Any]]:
+    return jobs_of("deploy-stack.yml")["deploy"]["steps"]
+
+
+def test_previews_run_the_preflight_after_the_azure_login_and_before_pulumi_preview():
+    steps = jobs_of("pr.yml")["preview"]["steps"]
+    login = index_of(steps, is_azure_login, "logging in to Azure")
+    preflight = index_of(steps, runs(PREFLIGHT), "running the preflight")
+    preview = index_of(steps, pulumi_action("preview"), "running pulumi preview")
+    assert login < preflight < preview
+
+
+def test_the_preview_preflight_knows_its_reader_identity_may_not_create_role_assignments():
+    steps = jobs_of("pr.yml")["preview"]["steps"]
+    assert "--preview-identity" in steps[index_of(steps, runs(PREFLIGHT), "running the preflight")]["run"]
+
+
+def test_deployments_run_the_preflight_after_the_azure_login_and_before_the_first_pulumi_up():
+    steps = deploy_steps()
+    login = index_of(steps, is_azure_login, "logging in to Azure")
+    preflight = index_of(steps, runs(PREFLIGHT), "running the preflight")
+    first_up = index_of(steps, lambda s: "pulumi up" in s.get("run", "") or pulumi_action("up")(s), "running up")
+    assert login < preflight < first_up
+    assert "--preview-identity" not in steps[preflight]["run"], "the deployer's own permissions must be checked"
+
+
+def test_the_azure_cli_logs_in_again_right_before_the_image_build():
+    # The CLI cannot renew an OIDC login (about an hour; Azure/login#180, #372); a first `pulumi up` can outlast it.
+    steps = deploy_steps()
+    build = index_of(steps, runs("az acr build"), "building the image")
+    first_login = steps[index_of(steps, is_azure_login, "logging in to Azure")]
+    assert is_azure_login(steps[build - 1]) and steps[build - 1]["with"] == first_login["with"]
+
+
+def test_after_pulumi_up_the_cli_logs_in_again_and_waits_for_the_ingestion_job():
+    steps = deploy_steps()
+    up = index_of(steps, pulumi_action("up"), "running pulumi up")
+    wait = index_of(steps, runs("az container show"), "waiting for the ingestion job")
+    assert up < wait and is_azure_login(steps[wait - 1])
+    script = steps[wait]["run"]
+    assert "currentState" in script and "Terminated" in script and "az container logs" in script
+
+
+STUB_PULUMI = """#!/usr/bin/env bash
+# `pulumi stack output NAME --stack STACK`, as a deployed dev stack answers it
+case "$3" in
+  ingestionJobName) if [ -n "$STUB_INGESTION" ]; then echo ci-aichat-dev-ingest-1a2b3c; else exit 1; fi ;;
+  resourceGroupName) echo rg-aichat-dev ;;
+  *) exit 1 ;;
+esac
+"""
+STUB_AZ = """#!/usr/bin/env bash
+# `az container show ... --output tsv` (state and exit code) and `az container logs`
+case "$1 $2" in
+  "container show") printf '%s\\t%s\\n' "$STUB_STATE" "$STUB_EXIT_CODE" ;;
+  "container logs") echo "ingested 12 documents" ;;
+  *) exit 2 ;;
+esac
+"""
+
+
+@pytest.fixture
+def ingestion_wait(tmp_path):
+    """Runs the workflow's wait step in bash, with stand-in `pulumi` and `az` commands first on PATH."""
+    steps = deploy_steps()
+    script = steps[index_of(steps, runs("az container show"), "waiting for the ingestion job")]["run"]
+    stubs = tmp_path / "bin"
+    stubs.mkdir()
+    for name, text in (("pulumi", STUB_PULUMI), ("az", STUB_AZ)):
+        (stubs / name).write_text(text)
+        (stubs / name).chmod(0o755)
+
+    def run(*, state="Terminated", exit_code="0", ingestion=True, timeout_minutes="30"):
+        env = {
+            "PATH": f"{stubs}:/usr/bin:/bin",
+            "STACK": "dev",
+            "INGESTION_TIMEOUT_MINUTES": timeout_minutes,
+            "INGESTION_POLL_SECONDS": "0",
+            "STUB_STATE": state,
+            "STUB_EXIT_CODE": exit_code,
+            "STUB_INGESTION": "yes" if ingestion else "",
+        }
+        # GitHub runs a `run:` script with `bash -e`.
+        return subprocess.run(["bash", "-e", "-c", script], env=env, capture_output=True, text=True, timeout=60)
+
+    return run
+
+
+def test_the_ingestion_wait_fails_the_deployment_when_the_job_exits_non_zero(ingestion_wait):
+    result = ingestion_wait(exit_code="3")
+    assert result.returncode == 1 and "exited with code 3" in result.stdout
+    assert "ingested 12 documents" in result.stdout, "the job's logs are printed"
+
+
+def test_the_ingestion_wait_passes_when_the_job_exits_zero(ingestion_wait):
+    result = ingestion_wait(exit_code="0")
+    assert result.returncode == 0 and "ingested 12 documents" in result.stdout
+
+
+def test_the_ingestion_wait_gives_up_at_its_time_limit(ingestion_wait):
+    result = ingestion_wait(state="Running", exit_code="", timeout_minutes="0")
+    assert result.returncode == 1 and "did not finish" in result.stdout
+
+
+def test_the_ingestion_wait_skips_a_stack_without_ingestion(ingestion_wait):
+    result = ingestion_wait(ingestion=False)
+    assert result.returncode == 0 and "disabled" in result.stdout
