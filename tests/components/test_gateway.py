@@ -8,7 +8,7 @@ import httpx
 import openai
 import pytest
 
-from components.gateway import API_PATH, POOL_BACKEND_ID, SERVICE_HOST_PREFIXES
+from components.gateway import API_PATH, POOL_BACKEND_ID
 from components.roles import BuiltInRole
 
 SERVICE = "azure-native:apimanagement:ApiManagementService"
@@ -74,11 +74,13 @@ def test_private_dns_resolves_every_service_host_name_to_the_private_ip(program)
         if r.inputs["privateZoneName"] == "azure-api.net"
     }
     name = apim.outputs["name"]
-    assert sorted(records) == sorted(f"{name}.{p}" if p else name for p in SERVICE_HOST_PREFIXES)
+    # The host names API Management serves in internal mode (Microsoft's internal VNet guide), written out
+    # here rather than read from the component, so a host the component forgets fails this test.
+    served = [name, f"{name}.portal", f"{name}.developer", f"{name}.management", f"{name}.scm"]
+    assert sorted(records) == sorted(served)
     for record in records.values():
         assert record.inputs["recordType"] == "A"
         assert record.inputs["aRecords"] == [{"ipv4Address": private_ip}]
-    assert {"", "portal", "developer", "management", "scm"} == set(SERVICE_HOST_PREFIXES)
 
 
 def test_one_member_backend_per_account_pointing_at_its_openai_path(program):
