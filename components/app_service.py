@@ -142,8 +142,8 @@ class ChatWebApp(pulumi.ComponentResource):
                 allow=False,
                 opts=pulumi.ResourceOptions(parent=self),
             )
-        send_to_workspace(f"{name}-plan", resource_id=plan.id, workspace_id=args.workspace_id, parent=self, logs=False)
-        send_to_workspace(f"{name}-site", resource_id=site.id, workspace_id=args.workspace_id, parent=self)
+        send_to_workspace(f"{name}-plan", resource=plan, workspace_id=args.workspace_id, parent=self, logs=False)
+        send_to_workspace(f"{name}-site", resource=site, workspace_id=args.workspace_id, parent=self)
         self.web_app_id = site.id
         self.default_host_name = site.default_host_name
         self.url = pulumi.Output.concat("https://", site.default_host_name)

@@ -102,7 +102,7 @@ class AiGateway(pulumi.ComponentResource):
         pool = self._backend_pool(name, args, service)
         logger = self._logger(name, args, service)
         self._api(name, args, service, pool, logger)
-        send_to_workspace(name, resource_id=service.id, workspace_id=args.workspace_id, parent=self)
+        send_to_workspace(name, resource=service, workspace_id=args.workspace_id, parent=self)
         self.register_outputs({"gateway_url": self.gateway_url, "service_id": self.service_id})
 
     def _service(self, name: str, args: AiGatewayArgs) -> apimanagement.ApiManagementService:

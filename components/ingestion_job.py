@@ -113,7 +113,7 @@ class IngestionJob(pulumi.ComponentResource):
         # Source: azure-compute-docs, container-instances/monitor-azure-container-instances-reference.md.
         send_to_workspace(
             f"{name}-group",
-            resource_id=group.id,
+            resource=group,
             workspace_id=args.workspace_id,
             parent=self,
             metrics=False,

@@ -68,7 +68,7 @@ class KeyVault(pulumi.ComponentResource):
         connection = connect_privately(
             f"{name}-vault",
             target=KEY_VAULT,
-            service_id=vault.id,
+            service=vault,
             access=args.access,
             location=context.location,
             tags=context.tags,

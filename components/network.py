@@ -132,23 +132,22 @@ class Network(pulumi.ComponentResource):
             role.key: vnet.id.apply(lambda vnet_id, subnet=role.name: f"{vnet_id}/subnets/{subnet}")
             for role in SUBNET_ROLES
         }
-        self._send_diagnostics(f"{name}-vnet", vnet.id, args.workspace_id, metrics=True)
-        for key, nsg_id in self.nsg_ids.items():
-            self._send_diagnostics(f"{name}-nsg-{key}", nsg_id, args.workspace_id, metrics=False)  # NSGs have none
+        self._send_diagnostics(f"{name}-vnet", vnet, args.workspace_id, metrics=True)
+        for key, nsg in security_groups.items():
+            self._send_diagnostics(f"{name}-nsg-{key}", nsg, args.workspace_id, metrics=False)  # NSGs have none
         self.register_outputs({"vnet_id": self.vnet_id, "subnet_ids": self.subnet_ids})
 
     def _send_diagnostics(
-        self, resource_name: str, resource_id: pulumi.Input[str], workspace_id: pulumi.Input[str], *, metrics: bool
+        self, resource_name: str, resource: pulumi.CustomResource, workspace_id: pulumi.Input[str], *, metrics: bool
     ) -> None:
-        # The VNet's and NSGs' logs go to AzureDiagnostics only. Until issue 15 the workspace came after the
-        # network and the Observability component sent these settings: the alias keeps them in older stacks.
+        # Until issue 15 the workspace came after the network and the Observability component sent these
+        # settings: the alias keeps them in older stacks.
         send_to_workspace(
             resource_name,
-            resource_id=resource_id,
+            resource=resource,
             workspace_id=workspace_id,
             parent=self,
             metrics=metrics,
-            resource_specific_tables=False,
             aliases=[moved_from("aichat:observability:Observability", "observability")],
         )
 

@@ -73,5 +73,5 @@ class Observability(pulumi.ComponentResource):
         self.workspace_id = workspace.id
         self.app_insights_id = app_insights.id
         self.app_insights_connection_string = app_insights.properties.apply(lambda props: props["ConnectionString"])
-        send_to_workspace(f"{name}-workspace", resource_id=workspace.id, workspace_id=workspace.id, parent=self)
+        send_to_workspace(f"{name}-workspace", resource=workspace, workspace_id=workspace.id, parent=self)
         self.register_outputs({"workspace_id": self.workspace_id, "app_insights_id": self.app_insights_id})

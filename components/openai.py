@@ -83,7 +83,7 @@ class OpenAiAccounts(pulumi.ComponentResource):
         connect_privately(
             child,
             target=OPENAI,
-            service_id=account.id,
+            service=account,
             access=args.access,
             location=context.location,  # the VNet's region, whatever the account's region
             tags=context.tags,

@@ -101,7 +101,7 @@ class PostgresDatabase(pulumi.ComponentResource):
         connect_privately(
             f"{name}-server",
             target=POSTGRES,
-            service_id=server.id,
+            service=server,
             access=args.access,
             location=context.location,
             tags=context.tags,

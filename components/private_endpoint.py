@@ -17,20 +17,13 @@ class PrivateLinkTarget:
 
     group_id: str
     dns_zones: tuple[str, ...]
-    # Whether the service's logs have resource-specific tables (components/diagnostics.py).
-    resource_specific_log_tables: bool = True
 
 
 KEY_VAULT = PrivateLinkTarget("vault", ("privatelink.vaultcore.azure.net",))
 CONTAINER_REGISTRY = PrivateLinkTarget("registry", ("privatelink.azurecr.io",))
 POSTGRES = PrivateLinkTarget("postgresqlServer", ("privatelink.postgres.database.azure.com",))
 # The OpenAI SDK calls <name>.openai.azure.com; the cognitiveservices zone covers the account's other host name.
-# Cognitive Services logs go to AzureDiagnostics only.
-OPENAI = PrivateLinkTarget(
-    "account",
-    ("privatelink.openai.azure.com", "privatelink.cognitiveservices.azure.com"),
-    resource_specific_log_tables=False,
-)
+OPENAI = PrivateLinkTarget("account", ("privatelink.openai.azure.com", "privatelink.cognitiveservices.azure.com"))
 
 ALL_TARGETS = (KEY_VAULT, CONTAINER_REGISTRY, POSTGRES, OPENAI)
 # Every zone a target needs, once each: the zones PrivateDnsZones creates and links to the VNet.
@@ -115,7 +108,7 @@ def connect_privately(
     name: str,
     *,
     target: PrivateLinkTarget,
-    service_id: pulumi.Input[str],
+    service: pulumi.CustomResource,
     access: PrivateAccess,
     location: str,
     tags: Mapping[str, str],
@@ -126,7 +119,7 @@ def connect_privately(
     connection = private_endpoint(
         name,
         target=target,
-        service_id=service_id,
+        service_id=service.id,
         subnet_id=access.subnet_id,
         resource_group_name=access.resource_group_name,
         location=location,
@@ -135,11 +128,5 @@ def connect_privately(
         parent=parent,
         after=after,
     )
-    send_to_workspace(
-        name,
-        resource_id=service_id,
-        workspace_id=access.workspace_id,
-        parent=parent,
-        resource_specific_tables=target.resource_specific_log_tables,
-    )
+    send_to_workspace(name, resource=service, workspace_id=access.workspace_id, parent=parent)
     return connection

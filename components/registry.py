@@ -73,7 +73,7 @@ class ContainerRegistry(pulumi.ComponentResource):
         connect_privately(
             f"{name}-registry",
             target=CONTAINER_REGISTRY,
-            service_id=registry.id,
+            service=registry,
             access=args.access,
             location=context.location,
             tags=context.tags,

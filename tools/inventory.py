@@ -8,7 +8,6 @@ exposure, identity, protection), and which identity holds which role on what.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -44,16 +43,9 @@ def short_id_name(resource_id: Any) -> str:
     return str(resource_id).rstrip("/").rsplit("/", 1)[-1] if resource_id else ""
 
 
-@dataclass(frozen=True)
-class RoleGrant:
-    identity: str
-    role: str
-    scope: str
-    assignment: str
-
-
-def role_name(role_definition_id: Any) -> str:
-    guid = short_id_name(role_definition_id).lower()
+def role_name(role_id: str) -> str:
+    """A role definition's GUID as Azure spells the role (the GUID itself for a role this repo does not know)."""
+    guid = role_id.lower()
     if guid in PRIVILEGED_ROLES:
         return PRIVILEGED_ROLES[guid]
     known = {role.value: _readable(role.name) for role in BuiltInRole}
@@ -111,21 +103,21 @@ class Inventory:
                 names[str(system).lower()] = f"{r.name} (system-assigned)"
         return names
 
-    def role_grants(self) -> list[RoleGrant]:
-        grants = []
-        for assignment in self.of_type("authorization:RoleAssignment"):
-            props = assignment.inputs
-            principal = str(props.get("principalId", ""))
-            scope = self.find(props.get("scope"))
-            grants.append(
-                RoleGrant(
-                    identity=self.principals.get(principal.lower(), principal or "?"),
-                    role=role_name(props.get("roleDefinitionId")),
-                    scope=scope.name if scope else short_id_name(props.get("scope")),
-                    assignment=assignment.name,
-                )
+    def readable_role_grants(self) -> list[tuple[str, str, str]]:
+        """(identity, role, scope) for every role the program grants, in the names a reviewer knows, sorted."""
+        return sorted(
+            (
+                self.principals.get(grant.principal_id.lower(), grant.principal_id or "?"),
+                role_name(grant.role_id),
+                self.resource_name(grant.scope),
             )
-        return sorted(grants, key=lambda g: (g.identity, g.role, g.scope))
+            for grant in self.run.role_grants()
+        )
+
+    def resource_name(self, resource_id: str) -> str:
+        """The logical name of the registered resource with this id; else the id's last segment."""
+        resource = self.find(resource_id)
+        return resource.name if resource else short_id_name(resource_id)
 
     def settings(self, registration: Registration) -> dict[str, str]:
         """The reviewer's settings for one resource, only those it has."""

@@ -3,7 +3,7 @@
     python -m tools.plan STACK [--markdown FILE]
 
 Evaluates the Pulumi program for STACK under mocks (tools/offline.py), runs the policy pack over the
-registered resources (policy/offline.py), and prints one Markdown report: the policy results, a Mermaid
+registered resources (tools/policy_run.py), and prints one Markdown report: the policy results, a Mermaid
 topology diagram, identities and their roles, and every resource grouped by component with the settings
 a reviewer checks. `--markdown FILE` also writes the report to FILE (the pull request job summary).
 
@@ -18,12 +18,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from policy.offline import Violation, evaluate
 from policy.rules import POLICIES, is_mandatory
 from tools.diagram import topology
 from tools.inventory import Inventory
 from tools.markdown import table
 from tools.offline import ProgramError, ProgramRun, known_stacks, run_program
+from tools.policy_run import Violation, evaluate
 
 EXIT_OK, EXIT_VIOLATIONS, EXIT_CANNOT_EVALUATE = 0, 1, 2
 
@@ -43,7 +43,7 @@ def topology_section(inventory: Inventory) -> list[str]:
 
 
 def roles_section(inventory: Inventory) -> list[str]:
-    rows = [(g.identity, g.role, g.scope) for g in inventory.role_grants()]
+    rows = inventory.readable_role_grants()
     return ["## Identities and their roles", "", *table(("identity", "role", "on"), rows)]
 
 

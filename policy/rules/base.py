@@ -27,6 +27,9 @@ from pulumi_policy import (
 MANDATORY = EnforcementLevel.MANDATORY
 ADVISORY = EnforcementLevel.ADVISORY
 
+# Stacks held to production rules (protection, pinned model versions, production SKU lists).
+PRODUCTION_ENVIRONMENTS = ("prod",)
+
 # A resource check: (props, args) -> the problems found, each a sentence naming the setting and its value.
 ResourceCheck = Callable[[Mapping[str, Any], ResourceValidationArgs], Iterable[str]]
 # A stack check: resources -> (problem, urn of the offending resource) pairs.

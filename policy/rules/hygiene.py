@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .base import ADVISORY, environment_of, prop, resource_rule, short_type
+from .base import ADVISORY, PRODUCTION_ENVIRONMENTS, environment_of, prop, resource_rule, short_type
 
 REQUIRED_TAGS = ("workload", "environment", "owner")
 
@@ -33,7 +33,6 @@ class SkuPolicy:
     why: str
 
 
-PRODUCTION_ENVIRONMENTS = ("prod",)
 _PAY_AS_YOU_GO_MODELS = ("Standard", "GlobalStandard", "DataZoneStandard")
 
 ALLOWED_SKUS: dict[str, SkuPolicy] = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .base import environment_of, expect, items, prop, resource_rule, same_text
+from .base import PRODUCTION_ENVIRONMENTS, environment_of, expect, items, prop, resource_rule, same_text
 
 # ---------------------------------------------------------------------------------------------------
 # Network exposure: the data and model services are reachable only through private endpoints.
@@ -327,7 +327,6 @@ GATEWAY_RULES = [
 # ---------------------------------------------------------------------------------------------------
 
 STATEFUL_TYPES = ("keyvault:Vault", "containerregistry:Registry", "dbforpostgresql:Server")
-PRODUCTION_ENVIRONMENTS = ("prod",)
 
 
 def _protected_in_prod(props: Mapping[str, Any], args) -> list[str]:

@@ -80,20 +80,23 @@ def _privileged_workload_roles(resources: Sequence[PolicyResource]) -> Iterable[
 # Every service that can send diagnostic logs or metrics does, to the stack's workspace.
 # ---------------------------------------------------------------------------------------------------
 
-# Resource types with diagnostic settings. Application Insights is left out on purpose: a
+# What each service with diagnostic settings can send: its logs, its metrics, or both (Azure Monitor's
+# supported-logs and supported-metrics references). Application Insights is left out on purpose: a
 # workspace-based component already writes its telemetry into the Log Analytics workspace.
-DIAGNOSABLE_TYPES = (
-    "keyvault:Vault",
-    "containerregistry:Registry",
-    "dbforpostgresql:Server",
-    "cognitiveservices:Account",
-    "apimanagement:ApiManagementService",
-    "web:WebApp",
-    "web:AppServicePlan",
-    "network:VirtualNetwork",
-    "network:NetworkSecurityGroup",
-    "operationalinsights:Workspace",
-)
+LOGS, METRICS = "logs", "metrics"
+DIAGNOSTIC_SIGNALS: dict[str, tuple[str, ...]] = {
+    "keyvault:Vault": (LOGS, METRICS),
+    "containerregistry:Registry": (LOGS, METRICS),
+    "dbforpostgresql:Server": (LOGS, METRICS),
+    "cognitiveservices:Account": (LOGS, METRICS),
+    "apimanagement:ApiManagementService": (LOGS, METRICS),
+    "web:WebApp": (LOGS, METRICS),
+    "web:AppServicePlan": (METRICS,),
+    "network:VirtualNetwork": (LOGS, METRICS),
+    "network:NetworkSecurityGroup": (LOGS,),
+    "operationalinsights:Workspace": (LOGS, METRICS),
+    "containerinstance:ContainerGroup": (LOGS,),
+}
 _DIAGNOSTIC_SETTING_PATH = "/providers/microsoft.insights/diagnosticsettings/"
 
 
@@ -105,16 +108,35 @@ def _diagnosed_resource_id(setting: PolicyResource) -> str:
     return str(target).lower()
 
 
-def _services_without_diagnostics(resources: Sequence[PolicyResource]) -> Iterable[tuple[str, str]]:
-    watched = {
-        _diagnosed_resource_id(s)
-        for s in of_type(resources, "monitor:DiagnosticSetting")
-        if prop(s.props, "workspaceId") or prop(s.props, "storageAccountId") or prop(s.props, "eventHubName")
+def _signals_sent(setting: PolicyResource) -> set[str]:
+    """The signals a setting has at least one enabled entry for (`logs`, `metrics`: their wire names)."""
+    return {
+        signal
+        for signal in (LOGS, METRICS)
+        if any(prop(entry, "enabled") for entry in items(prop(setting.props, signal)))
     }
-    for service in of_type(resources, *DIAGNOSABLE_TYPES):
-        if str(resource_id(service) or "").lower() not in watched:
-            kind = short_type(service.resource_type)
+
+
+def _has_destination(setting: PolicyResource) -> bool:
+    return any(prop(setting.props, key) for key in ("workspaceId", "storageAccountId", "eventHubName"))
+
+
+def _services_without_diagnostics(resources: Sequence[PolicyResource]) -> Iterable[tuple[str, str]]:
+    sent: dict[str, set[str]] = {}  # watched resource id -> the signals its settings send somewhere
+    for setting in filter(_has_destination, of_type(resources, "monitor:DiagnosticSetting")):
+        sent.setdefault(_diagnosed_resource_id(setting), set()).update(_signals_sent(setting))
+    for service in of_type(resources, *DIAGNOSTIC_SIGNALS):
+        kind = short_type(service.resource_type)
+        signals = sent.get(str(resource_id(service) or "").lower())
+        if signals is None:
             yield f"{kind} {service.name} has no diagnostic setting sending its logs/metrics anywhere", service.urn
+            continue
+        missing = [signal for signal in DIAGNOSTIC_SIGNALS[kind] if signal not in signals]
+        if missing:
+            yield (
+                f"{kind} {service.name} has diagnostic settings, but none sends its {' or '.join(missing)}",
+                service.urn,
+            )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -181,7 +203,7 @@ RULES = [
         "diagnostic-settings-on-every-service",
         description="Every service that supports diagnostic settings sends its logs and metrics to the "
         "stack's Log Analytics workspace, so incidents and access can be investigated.",
-        remediation="call components/diagnostics.py:send_to_workspace(resource_id=<service id>, ...) next to the "
+        remediation="call components/diagnostics.py:send_to_workspace(resource=<the service>, ...) next to the "
         "service (logs=False / metrics=False for types without one of the two)",
         check=_services_without_diagnostics,
     ),

@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from components.diagnostics import LOGS_IN_AZURE_DIAGNOSTICS_ONLY
+from policy.rules.stack_wide import DIAGNOSTIC_SIGNALS, LOGS
+
 SETTING = "azure-native:monitor:DiagnosticSetting"
-# Services whose logs go to AzureDiagnostics only: Azure ignores `Dedicated` for them and reports no
-# destination type back, which `pulumi refresh` would show as drift on every run.
-AZURE_DIAGNOSTICS_ONLY = (
-    "azure-native:cognitiveservices:Account",
-    "azure-native:network:VirtualNetwork",
-    "azure-native:network:NetworkSecurityGroup",
-)
-RESOURCE_SPECIFIC = (
-    "azure-native:keyvault:Vault",
-    "azure-native:dbforpostgresql:Server",
-    "azure-native:apimanagement:ApiManagementService",
-    "azure-native:containerinstance:ContainerGroup",
+# Every service that sends logs (the pack's list) and has its own tables for them.
+RESOURCE_SPECIFIC = sorted(
+    {f"azure-native:{short_type}" for short_type, signals in DIAGNOSTIC_SIGNALS.items() if LOGS in signals}
+    - LOGS_IN_AZURE_DIAGNOSTICS_ONLY
 )
 
 
@@ -25,7 +20,7 @@ def settings_for(program, resource_type: str) -> list[dict]:
     return [s.inputs for s in program.of_type(SETTING) if s.inputs["resourceUri"] in ids]
 
 
-@pytest.mark.parametrize("resource_type", AZURE_DIAGNOSTICS_ONLY)
+@pytest.mark.parametrize("resource_type", sorted(LOGS_IN_AZURE_DIAGNOSTICS_ONLY))
 def test_services_without_resource_specific_tables_name_no_destination_type(program, resource_type):
     settings = settings_for(program, resource_type)
     assert settings and all("logAnalyticsDestinationType" not in s for s in settings)

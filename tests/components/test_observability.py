@@ -2,35 +2,37 @@
 
 from __future__ import annotations
 
-# Resource types that offer diagnostic settings, and whether they have logs and metrics.
-DIAGNOSABLE = {
-    "azure-native:keyvault:Vault": (True, True),
-    "azure-native:containerregistry:Registry": (True, True),
-    "azure-native:dbforpostgresql:Server": (True, True),
-    "azure-native:web:WebApp": (True, True),
-    "azure-native:web:AppServicePlan": (False, True),
-    "azure-native:network:VirtualNetwork": (True, True),
-    "azure-native:network:NetworkSecurityGroup": (True, False),
-    "azure-native:operationalinsights:Workspace": (True, True),
-    "azure-native:cognitiveservices:Account": (True, True),
-    "azure-native:apimanagement:ApiManagementService": (True, True),
+import pytest
+
+from components.ingestion_job import CONTAINER_GROUP_LOG_CATEGORIES
+from policy.rules.stack_wide import DIAGNOSTIC_SIGNALS, LOGS, METRICS
+
+ALL_LOGS = [{"categoryGroup": "allLogs", "enabled": True}]
+# Container groups offer no category group: their setting names each category.
+LOGS_BY_CATEGORY = {
+    "azure-native:containerinstance:ContainerGroup": [
+        {"category": category, "enabled": True} for category in CONTAINER_GROUP_LOG_CATEGORIES
+    ]
 }
 
 
-def test_every_diagnosable_resource_sends_to_the_workspace(program):
+@pytest.mark.parametrize("short_type", DIAGNOSTIC_SIGNALS)
+def test_every_diagnosable_resource_sends_exactly_its_signals_to_the_workspace(program, short_type):
+    # The pack says which types send which signals; Azure refuses a setting asking for a signal a type lacks.
     workspace = program.one("azure-native:operationalinsights:Workspace")
     settings = {s.inputs["resourceUri"]: s.inputs for s in program.of_type("azure-native:monitor:DiagnosticSetting")}
-    for resource in program.resources:
-        if resource.type not in DIAGNOSABLE:
-            continue
+    resource_type = f"azure-native:{short_type}"
+    resources = program.of_type(resource_type)
+    assert resources, f"{program.stack} registers no {short_type}: drop it from the pack or find out why"
+    for resource in resources:
         assert resource.id in settings, f"{resource.type} {resource.name} has no diagnostic setting"
         setting = settings[resource.id]
         assert setting["workspaceId"] == workspace.id
-        wants_logs, wants_metrics = DIAGNOSABLE[resource.type]
-        assert bool(setting.get("logs")) == wants_logs, resource.name
-        assert bool(setting.get("metrics")) == wants_metrics, resource.name
-        if wants_logs:
-            assert setting["logs"] == [{"categoryGroup": "allLogs", "enabled": True}]
+        signals = DIAGNOSTIC_SIGNALS[short_type]
+        assert bool(setting.get("logs")) == (LOGS in signals), resource.name
+        assert bool(setting.get("metrics")) == (METRICS in signals), resource.name
+        if LOGS in signals:
+            assert setting["logs"] == LOGS_BY_CATEGORY.get(resource_type, ALL_LOGS)
 
 
 def app_insights(program):

@@ -5,12 +5,7 @@ from __future__ import annotations
 import uuid
 
 from components.roles import BuiltInRole, assignment_name
-
-BROAD_ROLES = {
-    "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",  # Owner
-    "b24988ac-6180-42a0-ab88-20f7382dd24c",  # Contributor
-    "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9",  # User Access Administrator
-}
+from policy.rules.stack_wide import PRIVILEGED_ROLES
 
 
 def test_role_assignments_use_built_in_role_ids_scoped_to_the_subscription(program):
@@ -22,9 +17,9 @@ def test_role_assignments_use_built_in_role_ids_scoped_to_the_subscription(progr
         assert role_id.rsplit("/", 1)[1] in {role.value for role in BuiltInRole}
 
 
-def test_no_broad_roles_and_no_group_or_subscription_scope(program):
+def test_no_privileged_roles_and_no_group_or_subscription_scope(program):
     for assignment in program.of_type("azure-native:authorization:RoleAssignment"):
-        assert assignment.inputs["roleDefinitionId"].rsplit("/", 1)[1] not in BROAD_ROLES
+        assert assignment.inputs["roleDefinitionId"].rsplit("/", 1)[1] not in PRIVILEGED_ROLES
         scope = assignment.inputs["scope"]
         assert "/providers/" in scope, f"{assignment.name} is scoped to a subscription or resource group: {scope}"
 

@@ -16,6 +16,7 @@ from typing import Any
 import pulumi
 import pytest
 
+from policy.rules.stack_wide import PRIVILEGED_ROLES
 from tools.offline import stack_config_values
 
 
@@ -71,6 +72,9 @@ class Breakage:
         values = copy.deepcopy(stack_config_values(self.stack))
         self.config(values)
         return values
+
+
+CONTRIBUTOR = next(guid for guid, name in PRIVILEGED_ROLES.items() if name == "Contributor")
 
 
 def _nothing(*_args: Any, **_kwargs: Any) -> None:
@@ -184,10 +188,7 @@ BREAKAGES = [
         patch=lambda mp: mp.setattr(
             importlib.import_module("components.roles"),
             "role_definition_id",
-            lambda scope, role: (
-                "/subscriptions/s/providers/Microsoft.Authorization/"
-                "roleDefinitions/b24988ac-6180-42a0-ab88-20f7382dd24c"
-            ),
+            lambda scope, role: f"/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/{CONTRIBUTOR}",
         ),
     ),
 ]

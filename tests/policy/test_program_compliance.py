@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from policy.offline import evaluate
+from policy.rules.services import STATEFUL_TYPES
 from tests.policy.breakages import BREAKAGES, Breakage
 from tools.offline import run_program
+from tools.policy_run import evaluate
 
 
 def test_program_has_no_mandatory_violations(program):
@@ -39,10 +40,11 @@ def test_rules_had_real_resources_to_check(program, resource_type):
     assert program.of_type(f"azure-native:{resource_type}"), f"{program.stack}: no {resource_type} registered"
 
 
-def test_prod_stateful_resources_are_protected(prod):
+@pytest.mark.parametrize("resource_type", STATEFUL_TYPES)
+def test_prod_stateful_resources_are_protected(prod, resource_type):
     # The prod-only rule is exercised by the real prod stack, not just by synthetic resources.
-    protected = [r.name for r in prod.resources if r.protect]
-    assert {"keyvault-vault", "registry-registry", "postgres-server"} <= set(protected)
+    stateful = prod.of_type(f"azure-native:{resource_type}")
+    assert stateful and all(r.protect for r in stateful), [(r.name, r.protect) for r in stateful]
 
 
 @pytest.mark.parametrize("breakage", BREAKAGES, ids=lambda b: b.id)

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from policy.offline import Violation, evaluate
+from components.roles import BuiltInRole
 from policy.rules import POLICIES, is_mandatory, policy_named
+from policy.rules.stack_wide import PRIVILEGED_ROLES
 from tests.policy.synthetic import (
     APIM,
     APP_SERVICE_PLAN,
@@ -30,6 +31,7 @@ from tests.policy.synthetic import (
     changed,
     registration,
 )
+from tools.policy_run import Violation, evaluate
 
 
 @dataclass(frozen=True)
@@ -463,11 +465,8 @@ def test_zone_group_without_zones_is_reported():
 
 
 WORKLOAD_PRINCIPAL = "11111111-1111-4111-8111-111111111111"
-ROLE_IDS = {
-    "AcrPull": "7f951dda-4ed3-4680-a7ca-43fe172d538d",
-    "Contributor": "b24988ac-6180-42a0-ab88-20f7382dd24c",
-    "Owner": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
-}
+# Role name -> role definition GUID: the pack's privileged roles and one narrow role the program grants.
+ROLE_IDS = {name: guid for guid, name in PRIVILEGED_ROLES.items()} | {"AcrPull": BuiltInRole.ACR_PULL.value}
 
 
 def role_assignment(role: str, principal: str, principal_type: str):
@@ -529,10 +528,20 @@ def vault():
     return registration("keyvault:Vault", VAULT, outputs={**VAULT, "id": VAULT_ID}, name="kv")
 
 
+ALL_LOGS = [{"categoryGroup": "allLogs", "enabled": True}]
+ALL_METRICS = [{"category": "AllMetrics", "enabled": True}]
+
+
 def diagnostic_setting(props):
+    """A setting sending logs and metrics to a workspace, as components/diagnostics.py declares it."""
     return registration(
         "monitor:DiagnosticSetting",
-        {"workspaceId": arm_id("Microsoft.OperationalInsights/workspaces", "log"), **props},
+        {
+            "workspaceId": arm_id("Microsoft.OperationalInsights/workspaces", "log"),
+            "logs": ALL_LOGS,
+            "metrics": ALL_METRICS,
+            **props,
+        },
         name="kv-diagnostics",
     )
 
@@ -554,6 +563,32 @@ def test_service_without_diagnostic_setting_is_reported():
     found = findings("diagnostic-settings-on-every-service", vault(), elsewhere)
     assert [v.resource_name for v in found] == ["kv"]
     assert "keyvault:Vault kv has no diagnostic setting" in str(found[0])
+
+
+@pytest.mark.parametrize(
+    "signals, says",
+    [
+        ({"logs": None}, "none sends its logs"),
+        ({"logs": [{"categoryGroup": "allLogs", "enabled": False}]}, "none sends its logs"),
+        ({"metrics": None}, "none sends its metrics"),
+        ({"logs": None, "metrics": None}, "none sends its logs or metrics"),
+    ],
+)
+def test_service_whose_settings_leave_out_a_signal_it_has_is_reported(signals, says):
+    found = findings(
+        "diagnostic-settings-on-every-service", vault(), diagnostic_setting({"resourceUri": VAULT_ID, **signals})
+    )
+    assert [v.resource_name for v in found] == ["kv"]
+    assert says in str(found[0])
+
+
+def test_service_without_logs_passes_with_metrics_only():
+    plan_id = arm_id("Microsoft.Web/serverfarms", "plan")
+    plan = registration(
+        "web:AppServicePlan", APP_SERVICE_PLAN, outputs={**APP_SERVICE_PLAN, "id": plan_id}, name="plan"
+    )
+    metrics_only = diagnostic_setting({"resourceUri": plan_id, "logs": None})
+    assert findings("diagnostic-settings-on-every-service", plan, metrics_only) == []
 
 
 # -------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Run the policy pack without the Pulumi engine.
+"""Run the policy pack over the offline program: the one place the pack meets the mocks.
 
 `pulumi preview --policy-pack policy` hands each policy the resources the program registers. This module
 builds the same arguments (`ResourceValidationArgs`, `StackValidationArgs`) from the registrations that
@@ -7,6 +7,10 @@ and `python -m tools.plan` use it, so a pull request from a fork (no cloud crede
 
 Like the engine, resource rules see a resource's inputs and stack rules see its outputs (under mocks the
 outputs are the inputs plus the values a provider would compute).
+
+It lives in tools/, not in the pack: the pack (policy/) imports nothing of this repository, so the CLI can
+run it with only policy/requirements.txt installed, and the tools depend on the pack, never the reverse
+(tests/policy/test_dependency_direction.py keeps it so).
 """
 
 from __future__ import annotations
