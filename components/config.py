@@ -1,34 +1,61 @@
 """Stack configuration: read once, validated, turned into typed objects.
 
-Every per-environment difference lives in `Pulumi.<stack>.yaml` under the `aichat:` namespace.
-`load_stack_config()` reads it through `pulumi.Config`; `parse_stack_config()` does the real work
-on plain Python values so tests can feed it dictionaries. Problems raise one `ConfigError` that
-lists every one of them (each naming the key, the bad value and what is allowed) before a single
-resource is registered. Besides the shape of each value, the config is checked against the platform
-catalogue (`catalog/`, components/platform_checks.py) on the date of the run: regions that exist,
-models each region offers and that are still open to new deployments.
+Every per-environment difference lives in `Pulumi.<stack>.yaml` under the `aichat:` namespace. The
+pydantic models below are the one description of that file: they validate it, they generate its JSON
+Schema (`schema/stack-config.json`) and the README's config reference (`python -m tools.config_reference`).
+Field names are the YAML's camelCase keys as aliases (`storageSizeGb` -> `storage_size_gb`).
+
+`load_stack_config()` reads the stack through `pulumi.Config`; `parse_stack_config()` does the real work on
+plain Python values so tests can feed it dictionaries. Problems raise one `ConfigError` that lists every
+one of them, each naming the full key, the bad value and what is allowed, before a single resource is
+registered. Besides the shape of each value, the config is checked against the platform catalogue
+(`catalog/`, components/platform_checks.py) on the date of the run.
+
+How a check reports:
+- a constraint on one value (`OneOf`, `Between`, `Matches`, a CIDR) raises `invalid(...)`;
+- a rule across fields is a `rules()` generator on the model that yields a `Problem` per broken rule,
+  each naming the field it is about, so one object reports all its broken rules at once;
+- `problems_in()` turns pydantic's errors into the messages (`aichat:postgres.skuName: ...`).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import ipaddress
 import json
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, get_args
 
 import pulumi
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
 if TYPE_CHECKING:
     from components.catalog import Catalog
 
 PROJECT = "aichat"
-
-_MISSING = object()
+# The folder of Pulumi.yaml and the stack files (this package sits inside it).
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+ENVIRONMENTS = ("dev", "test", "prod")
 
 
 class ConfigError(ValueError):
@@ -45,139 +72,235 @@ class ConfigError(ValueError):
         super().__init__(message)
 
 
-class _Problems:
-    """Collects every problem of a stack file, so that one run reports all of them."""
-
-    def __init__(self):
-        self.found: list[str] = []
-
-    def attempt(self, parse: Callable[[], Any]) -> Any:
-        """The parsed value, or None after recording why it could not be parsed."""
-        try:
-            return parse()
-        except ConfigError as error:
-            self.found.extend(error.problems)
-            return None
+class StackConfigError(ConfigError, pulumi.RunError):
+    """A ConfigError raised inside `pulumi preview`/`up`: the CLI shows the message, not a Python traceback."""
 
 
 # --------------------------------------------------------------------------------------------
-# A small reader that remembers where it is, so every error names the full key.
+# Building blocks: how a value is refused, and the constraints fields are annotated with
 # --------------------------------------------------------------------------------------------
 
+# The pydantic error type of this module's own checks; `problems_in` prints their message after the key.
+_OWN_ERROR = "stack_config"
 
-class Section:
-    """One config object (a mapping) at a dotted key path such as `aichat:postgres`.
 
-    Each accessor consumes a field; `finish()` rejects fields nobody asked for, so a typo such as
-    `storageSizeGB` fails loudly instead of being ignored.
+def invalid(message: str) -> PydanticCustomError:
+    """The error for a refused value; `message` says what is wrong and what is allowed, not the key."""
+    return PydanticCustomError(_OWN_ERROR, "{message}", {"message": message})
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A broken cross-field rule. `at` is the field it is about, relative to the object (`embedding.deployment`)."""
+
+    at: str
+    message: str
+
+    def as_error(self) -> InitErrorDetails:
+        return InitErrorDetails(type=invalid(self.message), loc=tuple(self.at.split(".")), input=None)
+
+
+class Constraint:
+    """An annotation that checks a value after its type is parsed, and states itself in the JSON Schema and docs.
+
+    `check` sees the parsed value and the value as written, so a message quotes what the stack file says
+    (`cpu: 8` reads "8 is out of range", not "8.0").
     """
 
-    def __init__(self, path: str, raw: Any):
-        if not isinstance(raw, Mapping):
-            raise ConfigError(f"{path}: expected an object (key: value pairs), got {raw!r}")
-        self.path = path
-        self._raw = dict(raw)
-        self._seen: set[str] = set()
+    def check(self, value: Any, written: Any) -> None:
+        raise NotImplementedError
 
-    def key(self, name: str) -> str:
-        # Top-level keys read as Pulumi writes them (`aichat:network`), nested ones with dots.
-        separator = ":" if self.path == PROJECT else "."
-        return f"{self.path}{separator}{name}"
+    def json_schema(self) -> dict[str, Any]:
+        raise NotImplementedError
 
-    def _take(self, name: str, default: Any) -> Any:
-        self._seen.add(name)
-        if name in self._raw and self._raw[name] is not None:
-            return self._raw[name]
-        if default is _MISSING:
-            raise ConfigError(f"{self.key(name)} is required but not set")
-        return default
+    def describe(self) -> str:
+        """What the value must be, in a few words (the README's type column)."""
+        raise NotImplementedError
 
-    def string(
-        self,
-        name: str,
-        default: Any = _MISSING,
-        *,
-        choices: Sequence[str] | None = None,
-        pattern: str | None = None,
-        hint: str = "",
-    ) -> str:
-        value = self._take(name, default)
-        if not isinstance(value, str) or value == "":
-            raise ConfigError(f"{self.key(name)}: expected a non-empty string, got {value!r}")
-        if choices is not None and value not in choices:
-            raise ConfigError(f"{self.key(name)}: {value!r} is not allowed; allowed values: {', '.join(choices)}")
-        if pattern is not None and not re.fullmatch(pattern, value):
-            raise ConfigError(f"{self.key(name)}: {value!r} is not valid; {hint or 'must match ' + pattern}")
-        return value
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+        def validate(written: Any, parse: Any) -> Any:
+            value = parse(written)
+            self.check(value, written)
+            return value
 
-    def integer(self, name: str, default: Any = _MISSING, *, minimum: int, maximum: int) -> int:
-        value = self._take(name, default)
-        # YAML may give "7" for quoted numbers; floats such as 7.0 arrive from JSON round-trips.
-        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-            value = int(value)
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{self.key(name)}: expected a whole number, got {value!r}")
-        if not minimum <= value <= maximum:
-            raise ConfigError(f"{self.key(name)}: {value} is out of range; allowed: {minimum} to {maximum}")
-        return value
+        return core_schema.no_info_wrap_validator_function(validate, handler(source))
 
-    def number(self, name: str, default: Any = _MISSING, *, minimum: float, maximum: float) -> float:
-        value = self._take(name, default)
-        if isinstance(value, str):
-            with contextlib.suppress(ValueError):
-                value = float(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{self.key(name)}: expected a number, got {value!r}")
-        if not minimum <= value <= maximum:
-            raise ConfigError(f"{self.key(name)}: {value} is out of range; allowed: {minimum} to {maximum}")
-        return float(value)
-
-    def boolean(self, name: str, default: Any = _MISSING) -> bool:
-        value = self._take(name, default)
-        if isinstance(value, str) and value.lower() in ("true", "false"):
-            value = value.lower() == "true"
-        if not isinstance(value, bool):
-            raise ConfigError(f"{self.key(name)}: expected true or false, got {value!r}")
-        return value
-
-    def section(self, name: str, default: Any = _MISSING) -> Section:
-        return Section(self.key(name), self._take(name, default))
-
-    def items(self, name: str, default: Any = _MISSING) -> list[Any]:
-        value = self._take(name, default)
-        if not isinstance(value, list):
-            raise ConfigError(f"{self.key(name)}: expected a list, got {value!r}")
-        return value
-
-    def mapping_of_strings(self, name: str, default: Any = _MISSING) -> dict[str, str]:
-        value = self._take(name, default)
-        if not isinstance(value, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in value.items()
-        ):
-            raise ConfigError(f"{self.key(name)}: expected an object of string values, got {value!r}")
-        return {k: str(v) for k, v in value.items()}
-
-    def finish(self) -> None:
-        unknown = sorted(set(self._raw) - self._seen)
-        if unknown:
-            known = ", ".join(sorted(self._seen))
-            raise ConfigError(f"{self.path}: unknown key(s) {', '.join(unknown)}; known keys: {known}")
+    def __get_pydantic_json_schema__(self, schema: Any, handler: Any) -> dict[str, Any]:
+        return {**handler(schema), **self.json_schema()}
 
 
-def _cidr(key: str, value: Any) -> ipaddress.IPv4Network:
+@dataclass(frozen=True)
+class OneOf(Constraint):
+    choices: tuple[Any, ...]
+    complaint: str = "is not allowed"
+
+    def check(self, value: Any, written: Any) -> None:
+        if value not in self.choices:
+            allowed = ", ".join(map(str, self.choices))
+            raise invalid(f"{written!r} {self.complaint}; allowed values: {allowed}")
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"enum": list(self.choices)}
+
+    def describe(self) -> str:
+        return " | ".join(f"`{choice}`" for choice in self.choices)
+
+
+@dataclass(frozen=True)
+class Between(Constraint):
+    low: float
+    high: float
+
+    def check(self, value: Any, written: Any) -> None:
+        if not self.low <= value <= self.high:
+            raise invalid(f"{written} is out of range; allowed: {self.low} to {self.high}")
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"minimum": self.low, "maximum": self.high}
+
+    def describe(self) -> str:
+        return f"{self.low}-{self.high}"
+
+
+@dataclass(frozen=True)
+class Matches(Constraint):
+    """The whole string matches `pattern`; `hint` tells a person what that means."""
+
+    pattern: str
+    hint: str
+    complaint: str = "is not valid"
+
+    def check(self, value: Any, written: Any) -> None:
+        if not re.fullmatch(self.pattern, value):
+            raise invalid(f"{written!r} {self.complaint}; {self.hint}")
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"pattern": f"^(?:{self.pattern})$"}
+
+    def describe(self) -> str:
+        return self.hint
+
+
+# Every string in the stack file is non-empty; `problems_in` words the error as "expected a non-empty string".
+Text = Annotated[str, Field(min_length=1)]
+
+
+def _cidr(value: Any) -> ipaddress.IPv4Network:
+    if not isinstance(value, str):
+        raise invalid(f"expected a CIDR block such as 10.40.0.0/24, got {value!r}")
     try:
         return ipaddress.IPv4Network(value, strict=True)
-    except (ValueError, TypeError) as error:
-        raise ConfigError(f"{key}: {value!r} is not an IPv4 CIDR block such as 10.40.0.0/24 ({error})") from None
+    except ValueError as error:
+        raise invalid(f"{value!r} is not an IPv4 CIDR block such as 10.40.0.0/24 ({error})") from None
+
+
+_CIDR_SCHEMA = {"type": "string", "format": "ipv4network", "examples": ["10.40.0.0/24"]}
+Cidr = Annotated[ipaddress.IPv4Network, PlainValidator(_cidr), WithJsonSchema(_CIDR_SCHEMA)]
+
+_RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+
+
+class PublicCidr(Constraint):
+    """A public IPv4 block, kept as written: it goes to the registry's network rules as text."""
+
+    def check(self, value: Any, written: Any) -> None:
+        block = _cidr(value)
+        if any(block.subnet_of(private) for private in _RFC1918):
+            raise invalid(
+                f"{block} is private; agents inside the VNet reach the registry through its private endpoint "
+                "and need no rule"
+            )
+
+    def json_schema(self) -> dict[str, Any]:
+        return {"format": "ipv4network"}
+
+    def describe(self) -> str:
+        return "public IPv4 CIDR"
+
+
+def _string_values(value: Any) -> Any:
+    """YAML may give numbers or booleans as tag values; Azure wants text."""
+    if not isinstance(value, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, (str, int, float, bool)) for k, v in value.items()
+    ):
+        raise invalid(f"expected an object of string values, got {value!r}")
+    return {k: str(v) for k, v in value.items()}
+
+
+Tags = Annotated[Mapping[str, str], BeforeValidator(_string_values)]
+
+_LOCATION = r"[a-z]+[a-z0-9]*"
+AzureRegion = Annotated[Text, Matches(_LOCATION, "an Azure region name such as swedencentral")]
+_GUID = r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"
+_ISO_DURATION = r"PT(?=\d)(\d+H)?(\d+M)?(\d+S)?"
+Duration = Annotated[Text, Matches(_ISO_DURATION, "an ISO 8601 duration such as PT1M or PT30S")]
+Capacity = Annotated[int, Between(1, 10000)]
+
+
+def _environment(info: ValidationInfo) -> str:
+    """The stack's environment, for rules that differ by environment (dev's are the looser ones)."""
+    return (info.context or {}).get("environment", "dev")
 
 
 # --------------------------------------------------------------------------------------------
-# Typed configuration objects
+# The models: one per object of the stack file
 # --------------------------------------------------------------------------------------------
 
-ENVIRONMENTS = ("dev", "test", "prod")
+
+class _Settings(BaseModel):
+    """An object of the stack file: camelCase keys, unknown keys refused, immutable once read.
+
+    Code may build one by attribute name (`EntraAdmin(object_id=...)`); the stack file must use the
+    camelCase keys (`parse_stack_config` validates with `by_name=False`).
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_alias=True,
+        validate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_unset(cls, data: Any) -> Any:
+        """`key:` with no value in YAML means "not set" (its default applies), as in Pulumi's own config."""
+        return {k: v for k, v in data.items() if v is not None} if isinstance(data, Mapping) else data
+
+    @model_validator(mode="after")
+    def _check_rules(self, info: ValidationInfo) -> Any:
+        problems = list(self.rules(_environment(info)))
+        if problems:
+            raise ValidationError.from_exception_data(type(self).__name__, [p.as_error() for p in problems])
+        return self
+
+    def rules(self, environment: str) -> Iterable[Problem]:
+        """Rules across this object's fields (run once every field is valid); none by default."""
+        return ()
+
+    @classmethod
+    def known_keys(cls) -> list[str]:
+        """The keys this object takes in the stack file."""
+        return [field.alias or name for name, field in cls.model_fields.items()]
+
+
+def settings_class_in(annotation: Any) -> type[_Settings] | None:
+    """The settings object an annotation holds (`tuple[EntraAdmin, ...]` -> EntraAdmin), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, _Settings):
+        return annotation
+    return next(filter(None, (settings_class_in(arg) for arg in get_args(annotation))), None)
+
+
+class _KeyedSettings(_Settings):
+    """An object whose values readers look up by their YAML key (`subnets["jobs"]`); unset keys are left out."""
+
+    def as_mapping(self) -> Mapping[str, Any]:
+        values = {field.alias: getattr(self, name) for name, field in type(self).model_fields.items()}
+        return MappingProxyType({key: value for key, value in values.items() if value is not None})
+
+
+# ---- network ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -200,38 +323,114 @@ SUBNETS: tuple[SubnetSpec, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class NetworkConfig:
-    address_space: ipaddress.IPv4Network
-    subnets: Mapping[str, ipaddress.IPv4Network]
+def _subnet(key: str) -> Any:
+    """The field of one subnet role, described by its SUBNETS entry (what it is for, how large it must be)."""
+    spec = next(spec for spec in SUBNETS if spec.key == key)
+    return Field(description=spec.why[:1].upper() + spec.why[1:])
 
 
-@dataclass(frozen=True)
-class KeyVaultConfig:
-    sku: str
-    soft_delete_retention_days: int
+class Subnets(_KeyedSettings):
+    """One block per subnet role, each inside the address space, large enough for its service (SUBNETS)."""
+
+    app_service: Cidr = _subnet("appService")
+    private_endpoints: Cidr = _subnet("privateEndpoints")
+    api_management: Cidr = _subnet("apiManagement")
+    jobs: Cidr = _subnet("jobs")
+    build_agents: Cidr = _subnet("buildAgents")
+
+    def rules(self, environment: str) -> Iterator[Problem]:
+        blocks = self.as_mapping()
+        for index, spec in enumerate(SUBNETS):
+            block = blocks[spec.key]
+            if block.prefixlen > spec.largest_prefix:
+                yield Problem(
+                    spec.key,
+                    f"{block} is too small (/{block.prefixlen}); {spec.why} (/{spec.largest_prefix} or larger)",
+                )
+            for earlier in SUBNETS[:index]:
+                if block.overlaps(blocks[earlier.key]):
+                    yield Problem(
+                        spec.key,
+                        f"{block} overlaps {PROJECT}:network.subnets.{earlier.key} ({blocks[earlier.key]}); "
+                        "subnets must not overlap",
+                    )
+
+
+class NetworkConfig(_Settings):
+    """The VNet: a private address space and a subnet per role inside it."""
+
+    address_space: Cidr = Field(description="Private IPv4 range of the VNet (10/8, 172.16/12 or 192.168/16)")
+    subnet_blocks: Subnets = Field(alias="subnets", description="One block per subnet role")
+
+    @property
+    def subnets(self) -> Mapping[str, ipaddress.IPv4Network]:
+        """`subnets["appService"]`: the block of each subnet role, keyed as in the stack file."""
+        return self.subnet_blocks.as_mapping()
+
+    @field_validator("address_space")
+    @classmethod
+    def _private(cls, space: ipaddress.IPv4Network) -> ipaddress.IPv4Network:
+        if not space.is_private:
+            raise invalid(f"{space} is not a private range; use 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16")
+        return space
+
+    def rules(self, environment: str) -> Iterator[Problem]:
+        for key, block in self.subnets.items():
+            if not block.subnet_of(self.address_space):
+                yield Problem(f"subnets.{key}", f"{block} is outside the address space {self.address_space}")
+
+
+# ---- Key Vault and the registry ---------------------------------------------------------------
+
+
+class KeyVaultConfig(_Settings):
+    sku: Annotated[str, OneOf(("standard", "premium"))] = Field("standard", description="Key Vault pricing tier")
+    soft_delete_retention_days: Annotated[int, Between(7, 90)] = Field(
+        90, description="Days a deleted secret can be recovered; purge protection is always on"
+    )
 
 
 # ACR Tasks dedicated agent pool tiers (vCPU / GiB per instance): S1 2/3, S2 4/8, S3 8/16, I6 64/216.
 BUILD_AGENT_POOL_TIERS = ("S1", "S2", "S3", "I6")
 
 
-@dataclass(frozen=True)
-class BuildAgentPoolConfig:
+class BuildAgentPoolConfig(_Settings):
     """The registry's own build agents inside the VNet: how images reach a registry with public access off."""
 
-    enabled: bool
-    tier: str
-    count: int
+    enabled: bool = Field(
+        True, description="Registry build agents in the VNet, the way images get pushed (docs/deploying.md)"
+    )
+    tier: Annotated[str, OneOf(BUILD_AGENT_POOL_TIERS)] = Field(
+        "S1", description="Agent size: S1 2 vCPU/3 GiB, S2 4/8, S3 8/16, I6 64/216"
+    )
+    count: Annotated[int, Between(0, 10)] = Field(
+        1, description="Agents in the pool; 0 keeps the pool but stops paying (builds wait until scaled up)"
+    )
 
 
-@dataclass(frozen=True)
-class RegistryConfig:
-    zone_redundant: bool
-    # Dev-only escape hatch: lets a build agent outside the VNet push images. Empty = public access off.
-    build_agent_ip_ranges: tuple[str, ...]
-    build_agent_pool: BuildAgentPoolConfig
+class RegistryConfig(_Settings):
+    zone_redundant: bool = Field(False, description="Zone-redundant registry (the region must have zones)")
+    build_agent_ip_ranges: tuple[Annotated[str, PublicCidr()], ...] = Field(
+        (),
+        description="Dev switch: public CIDRs of a build agent outside the VNet allowed to push; turns the "
+        "registry's public access on for these ranges only (empty: public access off; must be empty in prod)",
+    )
+    build_agent_pool: BuildAgentPoolConfig = Field(
+        default_factory=BuildAgentPoolConfig, description="The registry's build agents inside the VNet"
+    )
 
+    @field_validator("build_agent_ip_ranges")
+    @classmethod
+    def _closed_in_prod(cls, ranges: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if ranges and _environment(info) == "prod":
+            raise invalid(
+                f"{list(ranges)!r} is set for a prod stack; the registry's public access must stay off in prod "
+                "(push from an agent inside the VNet instead, see docs/deploying.md)"
+            )
+        return ranges
+
+
+# ---- PostgreSQL -----------------------------------------------------------------------------
 
 POSTGRES_TIERS = {
     # tier -> SKU name pattern Azure accepts for it
@@ -239,69 +438,477 @@ POSTGRES_TIERS = {
     "GeneralPurpose": r"Standard_D\d+a?ds_v[45]|Standard_D\d+s_v3",
     "MemoryOptimized": r"Standard_E\d+a?ds_v[45]|Standard_E\d+s_v3",
 }
+POSTGRES_SKU_EXAMPLES = {
+    "Burstable": "Standard_B1ms",
+    "GeneralPurpose": "Standard_D2ds_v5",
+    "MemoryOptimized": "Standard_E2ds_v5",
+}
 POSTGRES_STORAGE_SIZES_GB = (32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32767)
 POSTGRES_VERSIONS = ("14", "15", "16", "17")
 
 
-@dataclass(frozen=True)
-class EntraAdmin:
+class _OrOutput:
+    """Annotation: a pulumi.Output passes as it is, anything else is validated.
+
+    The stack file gives strings; code that makes a resource's identity an admin (components/postgres.py)
+    passes Outputs, known only during the deployment.
+    """
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: Any) -> core_schema.CoreSchema:
+        return core_schema.no_info_wrap_validator_function(
+            lambda value, validate: value if isinstance(value, pulumi.Output) else validate(value), handler(source)
+        )
+
+
+class EntraAdmin(_Settings):
     """An Entra principal that administers the PostgreSQL server (values may be Pulumi outputs)."""
 
-    object_id: Any
-    principal_name: Any
-    principal_type: str  # User | Group | ServicePrincipal
+    object_id: Annotated[
+        Text,
+        Matches(_GUID, "must be the Entra object id (a GUID) of the user, group or service principal"),
+        _OrOutput(),
+    ] = Field(description="Entra object id of the user, group or service principal")
+    principal_name: Annotated[Text, _OrOutput()] = Field(description="Its display name (user principal name)")
+    principal_type: Annotated[str, OneOf(("User", "Group", "ServicePrincipal"))] = Field(
+        "Group", description="What kind of principal it is"
+    )
 
 
-@dataclass(frozen=True)
-class PostgresConfig:
-    version: str
-    tier: str
-    sku_name: str
-    storage_size_gb: int
-    backup_retention_days: int
-    geo_redundant_backup: bool
-    high_availability: bool
-    database_name: str
-    extra_admins: tuple[EntraAdmin, ...]
+class PostgresConfig(_Settings):
+    version: Annotated[str, OneOf(POSTGRES_VERSIONS)] = Field("16", description="PostgreSQL major version")
+    tier: Annotated[str, OneOf(tuple(POSTGRES_TIERS))] = Field(description="Compute tier of the flexible server")
+    sku_name: Annotated[
+        Text, Matches("|".join(POSTGRES_TIERS.values()), "a flexible server SKU such as Standard_B1ms")
+    ] = Field(description="Compute size, a SKU of that tier (" + ", ".join(POSTGRES_SKU_EXAMPLES.values()) + ")")
+    storage_size_gb: Annotated[int, OneOf(POSTGRES_STORAGE_SIZES_GB, "is not a size Azure offers")] = Field(
+        32, description="Storage in GiB; auto-grow is on"
+    )
+    backup_retention_days: Annotated[int, Between(7, 35)] = Field(7, description="Days of point-in-time restore")
+    geo_redundant_backup: bool = Field(False, description="Backups copied to the paired region")
+    high_availability: bool = Field(False, description="Zone-redundant standby; not on the Burstable tier")
+    database_name: Annotated[Text, Matches(r"[a-z_][a-z0-9_]{0,62}", "lower-case letters, digits and _")] = Field(
+        "chat", description="The app's database"
+    )
+    extra_admins: tuple[EntraAdmin, ...] = Field(
+        (), description="Entra admins besides the app's identity (always an admin), e.g. your DBA group"
+    )
 
+    def rules(self, environment: str) -> Iterator[Problem]:
+        if not re.fullmatch(POSTGRES_TIERS[self.tier], self.sku_name):
+            example = POSTGRES_SKU_EXAMPLES[self.tier]
+            yield Problem("skuName", f"{self.sku_name!r} is not valid; not a {self.tier} SKU (e.g. {example})")
+        if self.high_availability and self.tier == "Burstable":
+            yield Problem(
+                "highAvailability",
+                "true is not available on the Burstable tier; use tier GeneralPurpose or MemoryOptimized, "
+                "or set highAvailability: false",
+            )
+
+
+# ---- the web app and its logs -----------------------------------------------------------------
 
 APP_SERVICE_SKUS = ("B1", "B2", "B3", "S1", "S2", "S3", "P0v3", "P1v3", "P2v3", "P3v3", "P1mv3", "P2mv3")
+_IMAGE = r"[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})"
 
 
-@dataclass(frozen=True)
-class AppServiceConfig:
-    sku_name: str
-    instance_count: int
-    zone_redundant: bool
-    image: str  # repository:tag (or @sha256:digest) inside this stack's registry
-    health_check_path: str
-    # Client id of the Entra app registration users sign in to (App Service authentication).
-    sign_in_client_id: str
+class AppServiceConfig(_Settings):
+    sku_name: Annotated[str, OneOf(APP_SERVICE_SKUS)] = Field("P0v3", description="App Service plan size")
+    instance_count: Annotated[int, Between(1, 30)] = Field(1, description="Instances of the plan")
+    zone_redundant: bool = Field(False, description="Instances spread over zones; needs 2+ instances")
+    image: Annotated[
+        Text,
+        Matches(
+            _IMAGE,
+            "expected repository:tag or repository@sha256:<digest> inside this stack's registry, "
+            "e.g. chat:0.1.0 (no registry host: the stack's own registry is used)",
+        ),
+    ] = Field(description="The app image in the stack's own registry; pipelines set an immutable tag")
+    health_check_path: Annotated[Text, Matches(r"/[A-Za-z0-9/_-]*", "a path such as /healthz")] = Field(
+        "/healthz", description="Path App Service probes to take an unhealthy instance out"
+    )
+    sign_in_client_id: Annotated[
+        Text,
+        Matches(
+            _GUID,
+            "must be the client id (a GUID) of the Entra app registration users sign in with; "
+            "see docs/deploying.md, 'Sign-in app registration'",
+        ),
+    ] = Field(
+        description="Client id of the Entra app registration users sign in with (App Service authentication); "
+        "the stack files hold an example to replace"
+    )
+
+    def rules(self, environment: str) -> Iterator[Problem]:
+        first_part = self.image.split("/", 1)[0]
+        if "/" in self.image and ("." in first_part or first_part == "localhost"):
+            yield Problem(
+                "image",
+                f"{self.image!r} names a registry host ({first_part}); give repository:tag only - images always "
+                "come from this stack's private registry",
+            )
+        if self.zone_redundant and self.instance_count < 2:
+            yield Problem(
+                "instanceCount",
+                f"{self.instance_count} with zoneRedundant: true; a zone-redundant plan needs at least 2 instances",
+            )
 
 
-@dataclass(frozen=True)
-class ObservabilityConfig:
-    log_retention_days: int
+class ObservabilityConfig(_Settings):
+    log_retention_days: Annotated[int, Between(30, 730)] = Field(30, description="Days Log Analytics keeps logs")
 
 
-@dataclass(frozen=True)
-class StackConfig:
-    project: str
+# ---- Azure OpenAI accounts and the API Management gateway in front of them (docs/gateway.md) ----
+
+# The roles a model plays for the app. Which models exist, and where and until when Azure offers them,
+# is the platform catalogue's business (catalog/openai-models.yaml); any model it lists for a role is
+# accepted. The app sends `dimensions` with embedding requests, which ada-002 does not accept.
+MODEL_ROLES = ("chat", "embedding")
+EMBEDDING_MODELS_WITHOUT_DIMENSIONS = ("text-embedding-ada-002",)
+# Pay-as-you-go deployment types; capacity is in thousands of tokens per minute.
+OPENAI_DEPLOYMENT_SKUS = ("Standard", "GlobalStandard", "DataZoneStandard")
+# Azure's limits for a member of an API Management backend pool.
+POOL_PRIORITY_RANGE = (1, 100)
+POOL_WEIGHT_RANGE = (1, 100)
+GATEWAY_SKUS = ("Developer", "Premium")
+_DEPLOYMENT_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{1,63}"
+
+
+class ModelDeploymentConfig(_Settings):
+    """One model deployment, the same on every account (the pool needs identical deployment names)."""
+
+    role: ClassVar[str]  # chat | embedding: set by the subclass for each key of `openai.models`
+
+    model_name: Annotated[Text, Matches(_DEPLOYMENT_NAME, "a model name such as gpt-5-mini")] = Field(
+        alias="model",
+        description="A model the platform catalogue (catalog/) lists for this role (for embeddings not ada-002: "
+        "the app sends `dimensions`)",
+    )
+    model_version: Annotated[Text, Matches(r"\d{4}-\d{2}-\d{2}|\d+", "a model version such as 2025-08-07 or 1")] = (
+        Field(
+            alias="version",
+            description="Offered on `sku` in every instance's region and open to new deployments on the day of the "
+            "run; one closing within 60 days is a warning, a closed one an error",
+        )
+    )
+    # Named after the model by default, so a newer model is a new deployment beside the old one.
+    deployment_name: Annotated[Text, Matches(_DEPLOYMENT_NAME, "2-64 letters, digits, . _ -")] = Field(
+        default_factory=lambda fields: fields.get("model_name"),
+        alias="deployment",
+        description="Deployment name on every account, what the app sends as `model` (CHAT_MODEL, EMBEDDING_MODEL); "
+        "defaults to the model name, so a newer model is a new deployment beside the old one",
+    )
+    sku_name: Annotated[str, OneOf(OPENAI_DEPLOYMENT_SKUS)] = Field(
+        "GlobalStandard", alias="sku", description="Deployment type; the model must be offered on it in every region"
+    )
+    capacity: Capacity = Field(description="Default capacity on each account, thousands of tokens per minute")
+    # True: deploy a model the catalogue does not list, or lists as closed, because you know this
+    # subscription may (Azure added it after the review; the subscription already deploys a deprecating
+    # model). The catalogue checks are skipped for it; the live preflight still checks it.
+    skip_catalog_check: bool = Field(
+        False,
+        description="true deploys a model the catalogue does not list (or lists as closed) when you know the "
+        "subscription may; the preflight still checks it live",
+    )
+
+    @property
+    def key(self) -> str:
+        return f"{PROJECT}:openai.models.{self.role}"
+
+
+class ChatModelConfig(ModelDeploymentConfig):
+    """The chat model: the app's CHAT_MODEL is its deployment name."""
+
+    role: ClassVar[str] = "chat"
+
+
+class EmbeddingModelConfig(ModelDeploymentConfig):
+    """The embedding model: the app's EMBEDDING_MODEL is its deployment name."""
+
+    role: ClassVar[str] = "embedding"
+
+    @field_validator("model_name")
+    @classmethod
+    def _accepts_dimensions(cls, name: str) -> str:
+        if name in EMBEDDING_MODELS_WITHOUT_DIMENSIONS:
+            raise invalid(
+                f"{name!r} cannot serve as the embedding model: the app sends `dimensions`, which only the "
+                "text-embedding-3 family accepts"
+            )
+        return name
+
+
+class OpenAiModels(_Settings):
+    chat: ChatModelConfig = Field(description="The chat model, deployed on every account")
+    embedding: EmbeddingModelConfig = Field(description="The embedding model, deployed on every account")
+
+    def rules(self, environment: str) -> Iterator[Problem]:
+        if self.chat.deployment_name == self.embedding.deployment_name:
+            yield Problem(
+                "embedding.deployment",
+                f"{self.embedding.deployment_name!r} is also the chat deployment; the two deployments need "
+                "different names",
+            )
+
+
+class CapacityOverrides(_KeyedSettings):
+    chat: Capacity | None = Field(None, description="Chat capacity on this account instead of the chat model's")
+    embedding: Capacity | None = Field(
+        None, description="Embedding capacity on this account instead of the embedding model's"
+    )
+
+
+class OpenAiInstanceConfig(_Settings):
+    """One Azure OpenAI account and its place in the gateway's backend pool."""
+
+    name: Annotated[
+        Text, Matches(r"[a-z][a-z0-9]{1,11}", "2-12 lower-case letters and digits, starting with a letter")
+    ] = Field(description="Short name, part of the account's name")
+    region: AzureRegion = Field(description="Region of the account (its own quota)")
+    priority: Annotated[int, Between(*POOL_PRIORITY_RANGE)] = Field(
+        1,
+        description="Pool priority: lower is preferred; the next priority only gets traffic when all better "
+        "members are out",
+    )
+    weight: Annotated[int, Between(*POOL_WEIGHT_RANGE)] = Field(
+        1, description="Share of traffic among members with the same priority"
+    )
+    capacity_overrides: CapacityOverrides = Field(
+        default_factory=CapacityOverrides,
+        alias="capacity",
+        description="Capacity on this account by role (`chat`, `embedding`), instead of the model's",
+    )
+
+    @property
+    def capacity(self) -> Mapping[str, int]:
+        """Role -> capacity on this account, for the roles it overrides."""
+        return self.capacity_overrides.as_mapping()
+
+    def capacity_for(self, model: ModelDeploymentConfig) -> int:
+        return self.capacity.get(model.role, model.capacity)
+
+
+class OpenAiConfig(_Settings):
+    allow_shared_region: bool = Field(
+        False, description="Allow two accounts in one region (they share its quota, so add no capacity)"
+    )
+    model_deployments: OpenAiModels = Field(alias="models", description="The models deployed on every account")
+    instances: tuple[OpenAiInstanceConfig, ...] = Field(
+        description="The accounts behind the gateway; dev needs 2+, prod 3+ in 2+ regions (docs/gateway.md)"
+    )
+
+    @property
+    def chat_model(self) -> ModelDeploymentConfig:
+        return self.model_deployments.chat
+
+    @property
+    def embedding_model(self) -> ModelDeploymentConfig:
+        return self.model_deployments.embedding
+
+    @property
+    def models(self) -> tuple[ModelDeploymentConfig, ...]:
+        return (self.chat_model, self.embedding_model)
+
+    @property
+    def regions(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(instance.region for instance in self.instances))
+
+    def rules(self, environment: str) -> Iterator[Problem]:
+        if not self.instances:
+            yield Problem("instances", "no instances; list the Azure OpenAI accounts to create")
+            return
+        names = [instance.name for instance in self.instances]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            yield Problem("instances", f"duplicate instance name(s) {', '.join(duplicates)}; each name must be unique")
+        yield from self._redundancy_rules(environment)
+
+    def _redundancy_rules(self, environment: str) -> Iterator[Problem]:
+        """Enough accounts and regions for the gateway to fail over (dev 2 accounts; prod 3 in 2 regions)."""
+        regions = [instance.region for instance in self.instances]
+        repeated = sorted({region for region in regions if regions.count(region) > 1})
+        if repeated and not self.allow_shared_region:
+            yield Problem(
+                "instances",
+                f"region(s) {', '.join(repeated)} listed more than once; accounts in one region share that region's "
+                "quota, so a second one adds no capacity. Use another region, or set "
+                f"{PROJECT}:openai.allowSharedRegion: true",
+            )
+        minimum_accounts, minimum_regions = (3, 2) if environment == "prod" else (2, 1)
+        if len(self.instances) < minimum_accounts:
+            yield Problem(
+                "instances",
+                f"{len(self.instances)} instance(s) for a {environment} stack; at least {minimum_accounts} are "
+                "needed so that the gateway can fail over when one account is throttled or down",
+            )
+        if len(set(regions)) < minimum_regions:
+            yield Problem(
+                "instances",
+                f"all instances are in {regions[0]}; a {environment} stack needs accounts in at least "
+                f"{minimum_regions} regions so that a regional outage does not stop the chat",
+            )
+
+
+class CircuitBreakerConfig(_Settings):
+    """When the gateway takes a pool member out of rotation."""
+
+    failure_count: Annotated[int, Between(1, 1000)] = Field(
+        1, description="Failures (429 or 5xx) within failureInterval that trip a member"
+    )
+    failure_interval: Duration = Field("PT1M", description="The window failures are counted in")
+    trip_duration: Duration = Field(
+        "PT1M", description="How long a tripped member gets no traffic (unless the backend sent Retry-After)"
+    )
+
+
+class GatewayConfig(_Settings):
+    sku: Annotated[str, OneOf(GATEWAY_SKUS)] = Field(
+        description="API Management classic tier in internal VNet mode; Developer is refused in prod"
+    )
+    capacity: Annotated[int, Between(1, 12)] = Field(
+        1, description="Units (Developer: 1); a multiple of the number of zones"
+    )
+    # Availability zones the units are spread over; empty = no zone pinning.
+    zones: tuple[Annotated[str, OneOf(("1", "2", "3"))], ...] = Field(
+        (),
+        description='Availability zones for the units ("1", "2", "3"), Premium only; prod needs 2+ units in 2+ '
+        "zones; the region must have zones",
+    )
+    publisher_email: Annotated[
+        Text, Matches(r"[^@\s]+@[^@\s]+\.[^@\s]+", "an e-mail address such as team@example.com")
+    ] = Field(description="API Management's required contact address")
+    publisher_name: Text = Field(description="API Management's required contact name")
+    tokens_per_minute_per_caller: Annotated[int, Between(1000, 100_000_000)] = Field(
+        description="Token limit per calling identity"
+    )
+    metric_namespace: Annotated[Text, Matches(r"[A-Za-z][A-Za-z0-9._-]{0,63}", "letters, digits, . _ -")] = Field(
+        "aichat-openai", description="Namespace of the token metrics in Application Insights"
+    )
+    circuit_breaker: CircuitBreakerConfig = Field(
+        default_factory=CircuitBreakerConfig, description="When a pool member is taken out of rotation"
+    )
+
+    @field_validator("sku")
+    @classmethod
+    def _developer_not_in_prod(cls, sku: str, info: ValidationInfo) -> str:
+        if sku == "Developer" and _environment(info) == "prod":
+            raise invalid(
+                "'Developer' is not allowed for a prod stack (no SLA, a single unit, downtime on updates); use Premium"
+            )
+        return sku
+
+    @field_validator("zones")
+    @classmethod
+    def _distinct(cls, zones: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(zones)) != len(zones):
+            raise invalid(f'{list(zones)!r} is not a list of distinct zones; allowed: "1", "2", "3"')
+        return zones
+
+    def rules(self, environment: str) -> Iterator[Problem]:
+        """Units and zones (source: catalog/regional-services.yaml, apiManagementAvailabilityZones)."""
+        zones = list(self.zones)
+        if self.sku == "Developer" and self.capacity > 1:
+            yield Problem("capacity", f"{self.capacity} is out of range; allowed: 1 to 1")
+        if zones and self.sku != "Premium":
+            yield Problem("zones", f"{zones!r} needs sku Premium (the {self.sku} tier has no availability zones)")
+        if environment == "prod" and (len(zones) < 2 or self.capacity < 2):
+            yield Problem(
+                "zones",
+                f"{zones!r} with capacity {self.capacity} for a prod stack; prod needs at least 2 units spread over "
+                'at least 2 zones (e.g. capacity: 2, zones: ["1", "2"]) so that losing a zone or a unit keeps the '
+                "gateway up",
+            )
+        if zones and self.capacity % len(zones):
+            yield Problem(
+                "capacity",
+                f"{self.capacity} units cannot be split evenly over zones {zones!r}; use a multiple of {len(zones)}",
+            )
+
+
+# ---- the in-network ingestion job (components/ingestion_job.py) -------------------------------
+
+# Azure Container Instances limits for one Linux container group (standard SKU, most regions).
+INGESTION_CPU_RANGE = (0.25, 4.0)
+INGESTION_MEMORY_GB_RANGE = (0.5, 16.0)
+# A path inside the app image, relative to its working directory: no leading /, no `..`, no spaces.
+_IMAGE_PATH = r"(?!/)(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9_.][A-Za-z0-9_./-]*"
+ImagePath = Annotated[
+    Text,
+    Matches(
+        _IMAGE_PATH,
+        "letters, digits, _ . / -; no leading /, no ..; e.g. apps/chat/sample_docs",
+        complaint="is not a relative path inside the image",
+    ),
+]
+
+
+class IngestionConfig(_Settings):
+    enabled: bool = Field(True, description="The in-network ingestion job (Container Instances)")
+    document_paths: tuple[ImagePath, ...] = Field(
+        ("apps/chat/sample_docs",),
+        description="Files or folders inside the app image to ingest; a changed list (or image) runs the job again",
+    )
+    cpu: Annotated[float, Between(*INGESTION_CPU_RANGE)] = Field(1.0, description="Cores of the job's container")
+    memory_gb: Annotated[float, Between(*INGESTION_MEMORY_GB_RANGE)] = Field(
+        1.5, description="Memory of the job's container in GiB"
+    )
+
+    @field_validator("document_paths")
+    @classmethod
+    def _not_empty(cls, paths: tuple[str, ...]) -> tuple[str, ...]:
+        if not paths:
+            raise invalid("the list is empty; name at least one file or folder inside the image, or set enabled: false")
+        return paths
+
+
+# ---- the whole stack file -----------------------------------------------------------------------
+
+_NAME_PREFIX = r"[a-z][a-z0-9]{1,9}"
+
+
+class StackSettings(_Settings):
+    """The `aichat:` keys of a stack file (`Pulumi.<stack>.yaml`)."""
+
+    environment: Annotated[str, OneOf(ENVIRONMENTS)] = Field(
+        description="What the stack is for; prod enforces protection and forbids the registry dev switch"
+    )
+    location: AzureRegion = Field(description="Region of the VNet and every regional resource")
+    name_prefix: Annotated[
+        Text, Matches(_NAME_PREFIX, "2-10 lower-case letters and digits, starting with a letter")
+    ] = Field(
+        description="Names are `<abbr>-<prefix>-<env>`; globally unique names add a hash of subscription and stack"
+    )
+    protect_stateful_resources: bool = Field(
+        description="Pulumi `protect` on PostgreSQL, Key Vault and the registry; must be true in prod"
+    )
+    tags: Tags = Field(
+        default_factory=dict, description="Added to every resource, with `managed-by` and `pulumi-stack`"
+    )
+    network: NetworkConfig = Field(description="The VNet")
+    key_vault: KeyVaultConfig = Field(default_factory=KeyVaultConfig, description="The Key Vault")
+    registry: RegistryConfig = Field(default_factory=RegistryConfig, description="The container registry")
+    postgres: PostgresConfig = Field(description="The PostgreSQL flexible server")
+    app_service: AppServiceConfig = Field(description="The chat web app")
+    observability: ObservabilityConfig = Field(default_factory=ObservabilityConfig, description="Logs")
+    ingestion: IngestionConfig = Field(default_factory=IngestionConfig, description="The ingestion job")
+    openai: OpenAiConfig = Field(description="The Azure OpenAI accounts behind the gateway")
+    gateway: GatewayConfig = Field(description="The API Management gateway in front of the accounts")
+
+    @field_validator("protect_stateful_resources")
+    @classmethod
+    def _protected_in_prod(cls, protect: bool, info: ValidationInfo) -> bool:
+        if not protect and _environment(info) == "prod":
+            raise invalid(
+                "false is not allowed for a prod stack; stateful resources (PostgreSQL, Key Vault, Registry) "
+                "must be protected from deletion in prod"
+            )
+        return protect
+
+
+class StackConfig(StackSettings):
+    """The validated config a run uses: the stack file's settings plus which stack and what to warn about."""
+
+    project: str = PROJECT
     stack: str
-    environment: str
-    location: str
-    name_prefix: str
-    tags: Mapping[str, str]
-    protect_stateful_resources: bool
-    network: NetworkConfig
-    key_vault: KeyVaultConfig
-    registry: RegistryConfig
-    postgres: PostgresConfig
-    app_service: AppServiceConfig
-    observability: ObservabilityConfig
-    openai: OpenAiConfig
-    gateway: GatewayConfig
-    ingestion: IngestionConfig
     # What the catalogue check found worth knowing but not blocking (a model closing soon).
     warnings: tuple[str, ...] = ()
 
@@ -320,481 +927,80 @@ class StackConfig:
 
 
 # --------------------------------------------------------------------------------------------
-# Parsers, one per section
+# Messages: pydantic's errors as `aichat:<key>: <what is wrong>; <what is allowed>`
 # --------------------------------------------------------------------------------------------
 
-_NAME_PREFIX = r"[a-z][a-z0-9]{1,9}"
-_LOCATION = r"[a-z]+[a-z0-9]*"
+# What a value of pydantic's own error types should have been; the message goes on with "got <value>".
+_EXPECTED = {
+    "string_type": "a non-empty string",
+    "string_too_short": "a non-empty string",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "model_type": "an object (key: value pairs)",
+    "model_attributes_type": "an object (key: value pairs)",
+    "dict_type": "an object (key: value pairs)",
+    "list_type": "a list",
+    "tuple_type": "a list",
+}
 
 
-def _parse_network(section: Section) -> NetworkConfig:
-    space = _cidr(section.key("addressSpace"), section.string("addressSpace"))
-    if not space.is_private:
-        raise ConfigError(
-            f"{section.key('addressSpace')}: {space} is not a private range; use 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16"
-        )
-    subnets_section = section.section("subnets")
-    subnets: dict[str, ipaddress.IPv4Network] = {}
-    for spec in SUBNETS:
-        key = subnets_section.key(spec.key)
-        block = _cidr(key, subnets_section.string(spec.key))
-        if not block.subnet_of(space):
-            raise ConfigError(f"{key}: {block} is outside the address space {space}")
-        if block.prefixlen > spec.largest_prefix:
-            raise ConfigError(
-                f"{key}: {block} is too small (/{block.prefixlen}); {spec.why} (/{spec.largest_prefix} or larger)"
-            )
-        for other_key, other in subnets.items():
-            if block.overlaps(other):
-                raise ConfigError(
-                    f"{key}: {block} overlaps {subnets_section.key(other_key)} ({other}); subnets must not overlap"
-                )
-        subnets[spec.key] = block
-    subnets_section.finish()
-    section.finish()
-    return NetworkConfig(address_space=space, subnets=subnets)
+def key_name(loc: Sequence[str | int]) -> str:
+    """`("openai", "instances", 1, "weight")` -> `aichat:openai.instances[1].weight` (as Pulumi writes keys)."""
+    if not loc:
+        return PROJECT
+    name = f"{PROJECT}:{loc[0]}"
+    for part in loc[1:]:
+        name += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return name
 
 
-def _parse_key_vault(section: Section) -> KeyVaultConfig:
-    config = KeyVaultConfig(
-        sku=section.string("sku", "standard", choices=("standard", "premium")),
-        soft_delete_retention_days=section.integer("softDeleteRetentionDays", 90, minimum=7, maximum=90),
-    )
-    section.finish()
-    return config
+def problems_in(error: ValidationError) -> list[str]:
+    """One message per problem; unknown keys of one object are named together, with the keys it knows."""
+    details = error.errors()
+    unknown: dict[tuple[str | int, ...], list[str]] = {}
+    for detail in details:
+        if detail["type"] == "extra_forbidden":
+            unknown.setdefault(detail["loc"][:-1], []).append(str(detail["loc"][-1]))
+    # A derived default is not computed when the key it derives from has a problem, already reported.
+    reported = [d for d in details if d["type"] not in ("extra_forbidden", "default_factory_not_called")]
+    return [_message(detail) for detail in reported] + [_unknown_keys_message(at, keys) for at, keys in unknown.items()]
 
 
-_RFC1918 = tuple(ipaddress.IPv4Network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
+def _message(detail: Any) -> str:
+    key, kind = key_name(detail["loc"]), detail["type"]
+    if kind == "missing":
+        return f"{key} is required but not set"
+    if kind == _OWN_ERROR:
+        return f"{key}: {detail['msg']}"
+    expected = _EXPECTED.get(kind)
+    if expected is None:
+        return f"{key}: {detail['msg']}, got {detail['input']!r}"
+    return f"{key}: expected {expected}, got {detail['input']!r}"
 
 
-def _parse_registry(section: Section, environment: str) -> RegistryConfig:
-    ranges = section.items("buildAgentIpRanges", [])
-    for index, value in enumerate(ranges):
-        block = _cidr(f"{section.key('buildAgentIpRanges')}[{index}]", value)
-        if any(block.subnet_of(private) for private in _RFC1918):
-            raise ConfigError(
-                f"{section.key('buildAgentIpRanges')}[{index}]: {block} is private; agents inside the VNet "
-                "reach the registry through its private endpoint and need no rule"
-            )
-    if ranges and environment == "prod":
-        raise ConfigError(
-            f"{section.key('buildAgentIpRanges')}: {ranges!r} is set for a prod stack; the registry's public access "
-            "must stay off in prod (push from an agent inside the VNet instead, see docs/deploying.md)"
-        )
-    config = RegistryConfig(
-        zone_redundant=section.boolean("zoneRedundant", False),
-        build_agent_ip_ranges=tuple(str(r) for r in ranges),
-        build_agent_pool=_parse_build_agent_pool(section.section("buildAgentPool", {})),
-    )
-    section.finish()
-    return config
+def _unknown_keys_message(at: Sequence[str | int], keys: list[str]) -> str:
+    known = ", ".join(sorted(_settings_class_at(at).known_keys()))
+    return f"{key_name(at)}: unknown key(s) {', '.join(sorted(keys))}; known keys: {known}"
 
 
-def _parse_build_agent_pool(section: Section) -> BuildAgentPoolConfig:
-    config = BuildAgentPoolConfig(
-        enabled=section.boolean("enabled", True),
-        tier=section.string("tier", "S1", choices=BUILD_AGENT_POOL_TIERS),
-        # 0 keeps the pool but stops paying for agents; builds then wait until it is scaled up again.
-        count=section.integer("count", 1, minimum=0, maximum=10),
-    )
-    section.finish()
-    return config
-
-
-def _parse_entra_admin(key: str, raw: Any) -> EntraAdmin:
-    section = Section(key, raw)
-    admin = EntraAdmin(
-        object_id=section.string(
-            "objectId",
-            pattern=_GUID,
-            hint="must be the Entra object id (a GUID) of the user, group or service principal",
-        ),
-        principal_name=section.string("principalName"),
-        principal_type=section.string("principalType", "Group", choices=("User", "Group", "ServicePrincipal")),
-    )
-    section.finish()
-    return admin
-
-
-def _parse_postgres(section: Section) -> PostgresConfig:
-    tier = section.string("tier", choices=tuple(POSTGRES_TIERS))
-    sku_name = section.string(
-        "skuName",
-        pattern=POSTGRES_TIERS[tier],
-        hint=f"not a {tier} SKU (e.g. "
-        + {"Burstable": "Standard_B1ms", "GeneralPurpose": "Standard_D2ds_v5", "MemoryOptimized": "Standard_E2ds_v5"}[
-            tier
-        ]
-        + ")",
-    )
-    storage = section.integer("storageSizeGb", 32, minimum=32, maximum=32767)
-    if storage not in POSTGRES_STORAGE_SIZES_GB:
-        raise ConfigError(
-            f"{section.key('storageSizeGb')}: {storage} is not a size Azure offers; allowed: "
-            + ", ".join(map(str, POSTGRES_STORAGE_SIZES_GB))
-        )
-    high_availability = section.boolean("highAvailability", False)
-    if high_availability and tier == "Burstable":
-        raise ConfigError(
-            f"{section.key('highAvailability')}: true is not available on the Burstable tier; "
-            "use tier GeneralPurpose or MemoryOptimized, or set highAvailability: false"
-        )
-    admins = section.items("extraAdmins", [])
-    config = PostgresConfig(
-        version=section.string("version", "16", choices=POSTGRES_VERSIONS),
-        tier=tier,
-        sku_name=sku_name,
-        storage_size_gb=storage,
-        backup_retention_days=section.integer("backupRetentionDays", 7, minimum=7, maximum=35),
-        geo_redundant_backup=section.boolean("geoRedundantBackup", False),
-        high_availability=high_availability,
-        database_name=section.string(
-            "databaseName", "chat", pattern=r"[a-z_][a-z0-9_]{0,62}", hint="lower-case letters, digits and _"
-        ),
-        extra_admins=tuple(
-            _parse_entra_admin(f"{section.key('extraAdmins')}[{i}]", raw) for i, raw in enumerate(admins)
-        ),
-    )
-    section.finish()
-    return config
-
-
-_GUID = r"[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}"
-_IMAGE = r"[a-z0-9]+(?:[._/-][a-z0-9]+)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[0-9a-f]{64})"
-
-
-def _parse_app_service(section: Section) -> AppServiceConfig:
-    config = AppServiceConfig(
-        sku_name=section.string("skuName", "P0v3", choices=APP_SERVICE_SKUS),
-        instance_count=section.integer("instanceCount", 1, minimum=1, maximum=30),
-        zone_redundant=section.boolean("zoneRedundant", False),
-        image=section.string(
-            "image",
-            pattern=_IMAGE,
-            hint="expected repository:tag or repository@sha256:<digest> inside this stack's registry, "
-            "e.g. chat:0.1.0 (no registry host: the stack's own registry is used)",
-        ),
-        health_check_path=section.string("healthCheckPath", "/healthz", pattern=r"/[A-Za-z0-9/_-]*"),
-        sign_in_client_id=section.string(
-            "signInClientId",
-            pattern=_GUID,
-            hint="must be the client id (a GUID) of the Entra app registration users sign in with; "
-            "see docs/deploying.md, 'Sign-in app registration'",
-        ),
-    )
-    first_part = config.image.split("/", 1)[0]
-    if "/" in config.image and ("." in first_part or first_part == "localhost"):
-        raise ConfigError(
-            f"{section.key('image')}: {config.image!r} names a registry host ({first_part}); give repository:tag "
-            "only - images always come from this stack's private registry"
-        )
-    if config.zone_redundant and config.instance_count < 2:
-        raise ConfigError(
-            f"{section.key('instanceCount')}: {config.instance_count} with zoneRedundant: true; "
-            "a zone-redundant plan needs at least 2 instances"
-        )
-    section.finish()
-    return config
-
-
-def _parse_observability(section: Section) -> ObservabilityConfig:
-    config = ObservabilityConfig(log_retention_days=section.integer("logRetentionDays", 30, minimum=30, maximum=730))
-    section.finish()
-    return config
+def _settings_class_at(loc: Sequence[str | int]) -> type[_Settings]:
+    """The settings class of the object at `loc` in the stack file (list indexes lead to the item's class)."""
+    settings = StackSettings
+    for part in loc:
+        if isinstance(part, str):
+            field = next(f for name, f in settings.model_fields.items() if (f.alias or name) == part)
+            settings = settings_class_in(field.annotation)
+    return settings
 
 
 # --------------------------------------------------------------------------------------------
-# Azure OpenAI accounts and the API Management gateway in front of them (docs/gateway.md)
+# Parsing and loading
 # --------------------------------------------------------------------------------------------
-
-# The roles a model plays for the app. Which models exist, and where and until when Azure offers them,
-# is the platform catalogue's business (catalog/openai-models.yaml); any model it lists for a role is
-# accepted. The app sends `dimensions` with embedding requests, which ada-002 does not accept.
-MODEL_ROLES = ("chat", "embedding")
-EMBEDDING_MODELS_WITHOUT_DIMENSIONS = ("text-embedding-ada-002",)
-# Pay-as-you-go deployment types; capacity is in thousands of tokens per minute.
-OPENAI_DEPLOYMENT_SKUS = ("Standard", "GlobalStandard", "DataZoneStandard")
-# Azure's limits for a member of an API Management backend pool.
-POOL_PRIORITY_RANGE = (1, 100)
-POOL_WEIGHT_RANGE = (1, 100)
-GATEWAY_SKUS = ("Developer", "Premium")
-_ISO_DURATION = r"PT(?=\d)(\d+H)?(\d+M)?(\d+S)?"
-
-
-@dataclass(frozen=True)
-class ModelDeploymentConfig:
-    """One model deployment, the same on every account (the pool needs identical deployment names)."""
-
-    role: str  # chat | embedding
-    deployment_name: str  # what the app sends as `model` (CHAT_MODEL / EMBEDDING_MODEL)
-    model_name: str
-    model_version: str
-    sku_name: str
-    capacity: int  # default capacity on each account, thousands of tokens per minute
-    # True: deploy a model the catalogue does not list, or lists as closed, because you know this
-    # subscription may (Azure added it after the review; the subscription already deploys a deprecating
-    # model). The catalogue checks are skipped for it; the live preflight still checks it.
-    skip_catalog_check: bool = False
-
-    @property
-    def key(self) -> str:
-        return f"{PROJECT}:openai.models.{self.role}"
-
-
-@dataclass(frozen=True)
-class OpenAiInstanceConfig:
-    """One Azure OpenAI account and its place in the gateway's backend pool."""
-
-    name: str
-    region: str
-    priority: int  # lower = preferred; the next priority only gets traffic when all better members are out
-    weight: int  # share of traffic among members with the same priority
-    capacity: Mapping[str, int]  # role -> capacity on this account (overrides the model's default)
-
-    def capacity_for(self, model: ModelDeploymentConfig) -> int:
-        return self.capacity.get(model.role, model.capacity)
-
-
-@dataclass(frozen=True)
-class OpenAiConfig:
-    allow_shared_region: bool
-    chat_model: ModelDeploymentConfig
-    embedding_model: ModelDeploymentConfig
-    instances: tuple[OpenAiInstanceConfig, ...]
-
-    @property
-    def models(self) -> tuple[ModelDeploymentConfig, ...]:
-        return (self.chat_model, self.embedding_model)
-
-    @property
-    def regions(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(instance.region for instance in self.instances))
-
-
-@dataclass(frozen=True)
-class CircuitBreakerConfig:
-    failure_count: int  # failures within failure_interval that trip a member
-    failure_interval: str  # ISO 8601 duration
-    trip_duration: str  # how long a tripped member gets no traffic (unless the backend sent Retry-After)
-
-
-@dataclass(frozen=True)
-class GatewayConfig:
-    sku: str
-    capacity: int
-    publisher_email: str
-    publisher_name: str
-    tokens_per_minute_per_caller: int
-    metric_namespace: str
-    circuit_breaker: CircuitBreakerConfig
-    # Availability zones the units are spread over ("1", "2", "3"); empty = no zone pinning.
-    zones: tuple[str, ...] = ()
-
-
-def _parse_model(section: Section, role: str) -> ModelDeploymentConfig:
-    model_name = section.string(
-        "model", pattern=r"[A-Za-z0-9][A-Za-z0-9._-]{1,63}", hint="a model name such as gpt-5-mini"
-    )
-    if role == "embedding" and model_name in EMBEDDING_MODELS_WITHOUT_DIMENSIONS:
-        raise ConfigError(
-            f"{section.key('model')}: {model_name!r} cannot serve as the embedding model: the app sends `dimensions`, "
-            "which only the text-embedding-3 family accepts"
-        )
-    config = ModelDeploymentConfig(
-        role=role,
-        deployment_name=section.string(
-            "deployment", model_name, pattern=r"[A-Za-z0-9][A-Za-z0-9._-]{1,63}", hint="2-64 letters, digits, . _ -"
-        ),
-        model_name=model_name,
-        model_version=section.string(
-            "version", pattern=r"\d{4}-\d{2}-\d{2}|\d+", hint="a model version such as 2025-08-07 or 1"
-        ),
-        sku_name=section.string("sku", "GlobalStandard", choices=OPENAI_DEPLOYMENT_SKUS),
-        capacity=section.integer("capacity", minimum=1, maximum=10000),
-        skip_catalog_check=section.boolean("skipCatalogCheck", False),
-    )
-    section.finish()
-    return config
-
-
-def _parse_openai_instance(key: str, raw: Any) -> OpenAiInstanceConfig:
-    section = Section(key, raw)
-    capacity_section = section.section("capacity", {})
-    capacity = {
-        role: capacity_section.integer(role, minimum=1, maximum=10000)
-        for role in MODEL_ROLES
-        if role in (raw.get("capacity") or {})  # only the roles this instance overrides
-    }
-    capacity_section.finish()
-    instance = OpenAiInstanceConfig(
-        name=section.string(
-            "name", pattern=r"[a-z][a-z0-9]{1,11}", hint="2-12 lower-case letters and digits, starting with a letter"
-        ),
-        region=section.string("region", pattern=_LOCATION, hint="an Azure region name such as swedencentral"),
-        priority=section.integer("priority", 1, minimum=POOL_PRIORITY_RANGE[0], maximum=POOL_PRIORITY_RANGE[1]),
-        weight=section.integer("weight", 1, minimum=POOL_WEIGHT_RANGE[0], maximum=POOL_WEIGHT_RANGE[1]),
-        capacity=capacity,
-    )
-    section.finish()
-    return instance
-
-
-def _check_openai_instances(key: str, instances: Sequence[OpenAiInstanceConfig], environment: str, shared_ok: bool):
-    names = [instance.name for instance in instances]
-    duplicates = sorted({name for name in names if names.count(name) > 1})
-    if duplicates:
-        raise ConfigError(f"{key}: duplicate instance name(s) {', '.join(duplicates)}; each name must be unique")
-    regions = [instance.region for instance in instances]
-    repeated = sorted({region for region in regions if regions.count(region) > 1})
-    if repeated and not shared_ok:
-        raise ConfigError(
-            f"{key}: region(s) {', '.join(repeated)} listed more than once; accounts in one region share that "
-            "region's quota, so a second one adds no capacity. Use another region, or set "
-            "aichat:openai.allowSharedRegion: true"
-        )
-    minimum_accounts, minimum_regions = (3, 2) if environment == "prod" else (2, 1)
-    if len(instances) < minimum_accounts:
-        raise ConfigError(
-            f"{key}: {len(instances)} instance(s) for a {environment} stack; at least {minimum_accounts} are needed "
-            "so that the gateway can fail over when one account is throttled or down"
-        )
-    if len(set(regions)) < minimum_regions:
-        raise ConfigError(
-            f"{key}: all instances are in {regions[0]}; a {environment} stack needs accounts in at least "
-            f"{minimum_regions} regions so that a regional outage does not stop the chat"
-        )
-
-
-def _parse_openai(section: Section, environment: str) -> OpenAiConfig:
-    problems = _Problems()  # each model and each instance is checked on its own, so all are reported
-    models = section.section("models")
-    chat_model = problems.attempt(lambda: _parse_model(models.section("chat"), "chat"))
-    embedding_model = problems.attempt(lambda: _parse_model(models.section("embedding"), "embedding"))
-    problems.attempt(models.finish)
-    if chat_model and embedding_model and chat_model.deployment_name == embedding_model.deployment_name:
-        problems.found.append(
-            f"{models.key('embedding')}.deployment: {embedding_model.deployment_name!r} is also the chat deployment; "
-            "the two deployments need different names"
-        )
-    raw_instances = section.items("instances")
-    if not raw_instances:
-        raise ConfigError(f"{section.key('instances')}: no instances; list the Azure OpenAI accounts to create")
-    instances = [
-        problems.attempt(lambda i=i, raw=raw: _parse_openai_instance(f"{section.key('instances')}[{i}]", raw))
-        for i, raw in enumerate(raw_instances)
-    ]
-    shared_ok = problems.attempt(lambda: section.boolean("allowSharedRegion", False))
-    problems.attempt(section.finish)
-    if problems.found:
-        raise ConfigError(problems.found)
-    _check_openai_instances(section.key("instances"), instances, environment, shared_ok)
-    return OpenAiConfig(shared_ok, chat_model, embedding_model, tuple(instances))
-
-
-def _parse_circuit_breaker(section: Section) -> CircuitBreakerConfig:
-    duration_hint = "an ISO 8601 duration such as PT1M or PT30S"
-    config = CircuitBreakerConfig(
-        failure_count=section.integer("failureCount", 1, minimum=1, maximum=1000),
-        failure_interval=section.string("failureInterval", "PT1M", pattern=_ISO_DURATION, hint=duration_hint),
-        trip_duration=section.string("tripDuration", "PT1M", pattern=_ISO_DURATION, hint=duration_hint),
-    )
-    section.finish()
-    return config
-
-
-def _parse_gateway(section: Section, environment: str) -> GatewayConfig:
-    sku = section.string("sku", choices=GATEWAY_SKUS)
-    if sku == "Developer" and environment == "prod":
-        raise ConfigError(
-            f"{section.key('sku')}: 'Developer' is not allowed for a prod stack (no SLA, a single unit, downtime "
-            "on updates); use Premium"
-        )
-    capacity_limit = 1 if sku == "Developer" else 12
-    capacity = section.integer("capacity", 1, minimum=1, maximum=capacity_limit)
-    zones = _parse_gateway_zones(section, sku, capacity, environment)
-    config = GatewayConfig(
-        sku=sku,
-        capacity=capacity,
-        zones=zones,
-        publisher_email=section.string(
-            "publisherEmail", pattern=r"[^@\s]+@[^@\s]+\.[^@\s]+", hint="an e-mail address such as team@example.com"
-        ),
-        publisher_name=section.string("publisherName"),
-        tokens_per_minute_per_caller=section.integer("tokensPerMinutePerCaller", minimum=1000, maximum=100_000_000),
-        metric_namespace=section.string(
-            "metricNamespace", "aichat-openai", pattern=r"[A-Za-z][A-Za-z0-9._-]{0,63}", hint="letters, digits, . _ -"
-        ),
-        circuit_breaker=_parse_circuit_breaker(section.section("circuitBreaker", {})),
-    )
-    section.finish()
-    return config
-
-
-def _parse_gateway_zones(section: Section, sku: str, capacity: int, environment: str) -> tuple[str, ...]:
-    """Zones for a Premium gateway. Units must split evenly over the zones, and prod needs at least two
-    units in two zones (source: catalog/regional-services.yaml, apiManagementAvailabilityZones)."""
-    key = section.key("zones")
-    zones = section.items("zones", [])
-    if any(zone not in ("1", "2", "3") for zone in zones) or len(set(zones)) != len(zones):
-        raise ConfigError(f'{key}: {zones!r} is not a list of distinct zones; allowed: "1", "2", "3"')
-    if zones and sku != "Premium":
-        raise ConfigError(f"{key}: {zones!r} needs sku Premium (the {sku} tier has no availability zones)")
-    if environment == "prod" and (len(zones) < 2 or capacity < 2):
-        raise ConfigError(
-            f"{key}: {zones!r} with capacity {capacity} for a prod stack; prod needs at least 2 units spread over at "
-            'least 2 zones (e.g. capacity: 2, zones: ["1", "2"]) so that losing a zone or a unit keeps the gateway up'
-        )
-    if zones and capacity % len(zones):
-        raise ConfigError(
-            f"{section.key('capacity')}: {capacity} units cannot be split evenly over zones {zones!r}; "
-            f"use a multiple of {len(zones)}"
-        )
-    return tuple(zones)
-
-
-# --------------------------------------------------------------------------------------------
-# The in-network ingestion job (components/ingestion_job.py)
-# --------------------------------------------------------------------------------------------
-
-# Azure Container Instances limits for one Linux container group (standard SKU, most regions).
-INGESTION_CPU_RANGE = (0.25, 4.0)
-INGESTION_MEMORY_GB_RANGE = (0.5, 16.0)
-# A path inside the app image, relative to its working directory: no leading /, no `..`, no spaces.
-_IMAGE_PATH = r"(?!/)(?!.*(?:^|/)\.\.(?:/|$))[A-Za-z0-9_.][A-Za-z0-9_./-]*"
-
-
-@dataclass(frozen=True)
-class IngestionConfig:
-    enabled: bool
-    # Files or folders baked into the app image (relative to its working directory) to ingest.
-    document_paths: tuple[str, ...]
-    cpu: float
-    memory_gb: float
-
-
-def _parse_ingestion(section: Section) -> IngestionConfig:
-    paths = section.items("documentPaths", ["apps/chat/sample_docs"])
-    if not paths:
-        raise ConfigError(
-            f"{section.key('documentPaths')}: the list is empty; name at least one file or folder inside the image, "
-            "or set enabled: false"
-        )
-    for index, path in enumerate(paths):
-        if not isinstance(path, str) or not re.fullmatch(_IMAGE_PATH, path):
-            raise ConfigError(
-                f"{section.key('documentPaths')}[{index}]: {path!r} is not a relative path inside the image "
-                "(letters, digits, _ . / -; no leading /, no ..), e.g. apps/chat/sample_docs"
-            )
-    config = IngestionConfig(
-        enabled=section.boolean("enabled", True),
-        document_paths=tuple(paths),
-        cpu=section.number("cpu", 1.0, minimum=INGESTION_CPU_RANGE[0], maximum=INGESTION_CPU_RANGE[1]),
-        memory_gb=section.number(
-            "memoryGb", 1.5, minimum=INGESTION_MEMORY_GB_RANGE[0], maximum=INGESTION_MEMORY_GB_RANGE[1]
-        ),
-    )
-    section.finish()
-    return config
 
 
 def parse_stack_config(
@@ -802,49 +1008,44 @@ def parse_stack_config(
 ) -> StackConfig:
     """Build a validated StackConfig from `{key: value}` with keys without the `aichat:` prefix.
 
-    Every section is parsed on its own and then checked against the platform catalogue (the repository's
-    by default) as of `today` (the run date by default), so one ConfigError lists every problem.
+    Every field of the file is validated, then the parts that are valid are checked against the platform
+    catalogue (the repository's by default) as of `today` (the run date by default), so one ConfigError
+    lists every problem.
     """
     from components.catalog import default_catalog
     from components.platform_checks import check_against_catalog
 
-    problems = _Problems()
-    root = Section(PROJECT, values)
-    environment = problems.attempt(lambda: root.string("environment", choices=ENVIRONMENTS))
-    rules_environment = environment or "dev"  # the other sections are still checked (dev's rules are looser)
-    sections: dict[str, Callable[[], Any]] = {
-        "location": lambda: root.string(
-            "location", pattern=_LOCATION, hint="an Azure region name such as swedencentral"
-        ),
-        "name_prefix": lambda: root.string(
-            "namePrefix", pattern=_NAME_PREFIX, hint="2-10 lower-case letters and digits, starting with a letter"
-        ),
-        "tags": lambda: root.mapping_of_strings("tags", {}),
-        "protect_stateful_resources": lambda: root.boolean("protectStatefulResources"),
-        "network": lambda: _parse_network(root.section("network")),
-        "key_vault": lambda: _parse_key_vault(root.section("keyVault", {})),
-        "registry": lambda: _parse_registry(root.section("registry", {}), rules_environment),
-        "postgres": lambda: _parse_postgres(root.section("postgres")),
-        "app_service": lambda: _parse_app_service(root.section("appService")),
-        "observability": lambda: _parse_observability(root.section("observability", {})),
-        "openai": lambda: _parse_openai(root.section("openai"), rules_environment),
-        "gateway": lambda: _parse_gateway(root.section("gateway"), rules_environment),
-        "ingestion": lambda: _parse_ingestion(root.section("ingestion", {})),
-    }
-    parsed = {name: problems.attempt(parse) for name, parse in sections.items()}
-    problems.attempt(root.finish)
-    if environment == "prod" and parsed["protect_stateful_resources"] is False:
-        problems.found.append(
-            f"{root.key('protectStatefulResources')}: false is not allowed for a prod stack; stateful resources "
-            "(PostgreSQL, Key Vault, Registry) must be protected from deletion in prod"
-        )
-    findings = check_against_catalog(parsed, catalog or default_catalog(), today or run_date())
-    problems.found.extend(findings.problems)
-    if problems.found:
-        raise ConfigError(problems.found)
-    return StackConfig(
-        project=PROJECT, stack=stack, environment=environment, warnings=tuple(findings.warnings), **parsed
-    )
+    # An unknown environment is reported, and the rest is still checked with dev's (looser) rules.
+    context = {"environment": values.get("environment") if values.get("environment") in ENVIRONMENTS else "dev"}
+    try:
+        settings = StackSettings.model_validate(values, context=context, by_alias=True, by_name=False)
+    except ValidationError as error:
+        settings, problems, sections = None, problems_in(error), _sections_that_parse(values, context)
+    else:
+        problems, sections = [], dict(settings)
+    findings = check_against_catalog(sections, catalog or default_catalog(), today or run_date())
+    problems += findings.problems
+    if problems:
+        raise ConfigError(problems)
+    # Already validated: construct adds the run's facts without validating the settings again.
+    return StackConfig.model_construct(**dict(settings), stack=stack, warnings=tuple(findings.warnings))
+
+
+def _sections_that_parse(values: Mapping[str, Any], context: dict[str, Any]) -> dict[str, Any]:
+    """Each top-level key validated on its own, None where it has problems (already reported by then)."""
+    parsed = {}
+    for name, field in StackSettings.model_fields.items():
+        value = values.get(field.alias)
+        if value is None:
+            parsed[name] = None if field.is_required() else field.get_default(call_default_factory=True)
+            continue
+        try:
+            parsed[name] = TypeAdapter(field.rebuild_annotation()).validate_python(
+                value, context=context, by_alias=True, by_name=False
+            )
+        except ValidationError:
+            parsed[name] = None
+    return parsed
 
 
 # Set to YYYY-MM-DD to check the config as of another day (what a deployment on that day would meet).
@@ -868,23 +1069,11 @@ def project_keys(values: Mapping[str, Any]) -> dict[str, Any]:
     return {key[len(prefix) :]: value for key, value in values.items() if key.startswith(prefix)}
 
 
-class StackConfigError(ConfigError, pulumi.RunError):
-    """A ConfigError raised inside `pulumi preview`/`up`: the CLI shows the message, not a Python traceback."""
-
-
 def load_stack_config() -> StackConfig:
-    """Read every `aichat:` key of the current stack and validate it; warnings go to the CLI's output.
-
-    Pulumi hands structured config values to the program as JSON text; plain values as strings.
-    """
-    values: dict[str, Any] = {}
-    for key, raw in project_keys(_all_config_values()).items():
-        try:
-            values[key] = json.loads(raw)
-        except (json.JSONDecodeError, TypeError):
-            values[key] = raw  # a plain string such as `swedencentral`
+    """Read the current stack's `aichat:` keys and validate them; warnings go to the CLI's output."""
+    stack = pulumi.get_stack()
     try:
-        config = parse_stack_config(values, pulumi.get_stack())
+        config = parse_stack_config(_read_stack_values(stack), stack)
     except ConfigError as error:
         raise StackConfigError(error.problems) from None
     for warning in config.warnings:
@@ -892,14 +1081,93 @@ def load_stack_config() -> StackConfig:
     return config
 
 
-def _all_config_values() -> dict[str, Any]:
-    """All `aichat:*` keys of the stack, so that a misspelt top-level key is reported, not ignored.
+def _read_stack_values(stack: str) -> dict[str, Any]:
+    """Every known key through the public `pulumi.Config`, plus the unknown ones that are set (to report them)."""
+    config = pulumi.Config(PROJECT)
+    values = {}
+    for key in (*StackSettings.known_keys(), *_unknown_keys_set(config, stack)):
+        text = config.get(key)
+        if text is not None:
+            values[key] = _decoded(text)
+    return values
 
-    The SDK has no public "list keys" call; it keeps explicit config (tests) in `CONFIG` and the CLI
-    passes the stack's config in `PULUMI_CONFIG`. Both are read the way `pulumi.Config.get` reads them.
+
+def _decoded(text: str) -> Any:
+    """Pulumi hands structured values to the program as JSON text, plain ones as text (`swedencentral`)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _unknown_keys_set(config: pulumi.Config, stack: str) -> list[str]:
+    """Top-level keys that are set but not known, so that a misspelt one fails instead of being ignored.
+
+    Pulumi has no public call that lists a stack's config. The keys written in the stack file are read
+    from the file; config that reaches the program another way (an ESC environment, the offline runner of
+    tools/offline.py) is searched for the slips of each known key.
     """
-    from pulumi.runtime import config as runtime_config
+    known = set(StackSettings.known_keys())
+    candidates = _keys_in_stack_file(stack) | {slip for key in known for slip in _slips_of(key)}
+    return sorted(key for key in candidates - known if config.get(key) is not None)
 
-    merged = dict(runtime_config.get_config_env() or {})
-    merged.update(runtime_config.CONFIG.get())
-    return merged
+
+def _keys_in_stack_file(stack: str) -> set[str]:
+    path = PROJECT_ROOT / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        return set()
+    return set(project_keys((yaml.safe_load(path.read_text()) or {}).get("config") or {}))
+
+
+def _slips_of(key: str) -> set[str]:
+    """Spellings one slip away from `key`: a letter dropped, doubled or swapped with the next; other casing."""
+    dropped = {key[:i] + key[i + 1 :] for i in range(len(key))}
+    doubled = {key[:i] + key[i] + key[i:] for i in range(len(key))}
+    swapped = {key[:i] + key[i + 1] + key[i] + key[i + 2 :] for i in range(len(key) - 1)}
+    recased = {key.lower(), key[:1].upper() + key[1:], re.sub(r"([A-Z])", r"_\1", key).lower()}
+    return (dropped | doubled | swapped | recased) - {key}
+
+
+# --------------------------------------------------------------------------------------------
+# Raw reading, before validation
+# --------------------------------------------------------------------------------------------
+
+
+class Section:
+    """Raw, unvalidated values of one config object at a key path; its errors name the full key.
+
+    For tools that need a few values of a config that may not validate: tools/preflight's catalogue refresh
+    reads the regions of a stack whose validation fails because the catalogue is what is out of date.
+    """
+
+    def __init__(self, path: str, raw: Any):
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{path}: expected an object (key: value pairs), got {raw!r}")
+        self.path = path
+        self._raw = dict(raw)
+
+    def key(self, name: str) -> str:
+        # Top-level keys read as Pulumi writes them (`aichat:network`), nested ones with dots.
+        separator = ":" if self.path == PROJECT else "."
+        return f"{self.path}{separator}{name}"
+
+    def _take(self, name: str) -> Any:
+        value = self._raw.get(name)
+        if value is None:
+            raise ConfigError(f"{self.key(name)} is required but not set")
+        return value
+
+    def string(self, name: str) -> str:
+        value = self._take(name)
+        if not isinstance(value, str) or value == "":
+            raise ConfigError(f"{self.key(name)}: expected a non-empty string, got {value!r}")
+        return value
+
+    def section(self, name: str) -> Section:
+        return Section(self.key(name), self._take(name))
+
+    def items(self, name: str) -> list[Any]:
+        value = self._take(name)
+        if not isinstance(value, list):
+            raise ConfigError(f"{self.key(name)}: expected a list, got {value!r}")
+        return value

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import inspect
 
+import pytest
+import yaml
+from pydantic import ValidationError
+
+from components import config as config_module
 from components.config import ConfigError, parse_stack_config, project_keys
 from tools.offline import ProgramError
 
@@ -161,3 +166,52 @@ def test_unknown_top_level_key_in_the_stack_file_is_reported(stack_values, run_w
     with pytest.raises(ProgramError) as raised:
         run_with("dev", values)
     assert "unknown key(s) netwrok" in str(raised.value)
+
+
+def test_every_bad_value_of_one_object_is_reported_at_once(stack_values):
+    values = values_of(stack_values, "dev")
+    values["postgres"].update(tier="Huge", backupRetentionDays=90, geoRedundantBackup="sometimes")
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config(values, "dev")
+    assert raised.value.problems == [
+        "aichat:postgres.tier: 'Huge' is not allowed; allowed values: Burstable, GeneralPurpose, MemoryOptimized",
+        "aichat:postgres.backupRetentionDays: 90 is out of range; allowed: 7 to 35",
+        "aichat:postgres.geoRedundantBackup: expected true or false, got 'sometimes'",
+    ]
+
+
+def test_an_admin_in_a_list_is_named_by_its_index(stack_values):
+    values = values_of(stack_values, "dev")
+    values["postgres"]["extraAdmins"] = [{"objectId": "dba-group", "principalName": "DBAs"}]
+    assert "aichat:postgres.extraAdmins[0].objectId: 'dba-group' is not valid; must be the Entra object id" in (
+        error_for(values)
+    )
+
+
+def test_the_stack_file_uses_the_camel_case_keys(stack_values):
+    values = values_of(stack_values, "dev")
+    values["postgres"]["storage_size_gb"] = values["postgres"].pop("storageSizeGb")
+    assert "aichat:postgres: unknown key(s) storage_size_gb" in error_for(values)
+
+
+def test_the_parsed_config_is_immutable(stack_values):
+    config = parse_stack_config(values_of(stack_values, "dev"), "dev")
+    with pytest.raises(ValidationError):
+        config.postgres.sku_name = "Standard_B2s"
+
+
+def test_a_top_level_key_the_stack_file_adds_is_reported_even_when_it_is_no_slip_of_a_known_one(
+    stack_values, run_with, tmp_path, monkeypatch
+):
+    """Keys are found in the stack file itself (Pulumi has no public call that lists config keys)."""
+    values = stack_values("dev")
+    values["aichat:storage"] = {"sizeGb": 64}
+    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump({"config": values}))
+    monkeypatch.setattr(config_module, "PROJECT_ROOT", tmp_path)
+    with pytest.raises(ProgramError) as raised:
+        run_with("dev", values)
+    assert "aichat: unknown key(s) storage; known keys: appService, environment" in str(raised.value)
+
+
+def test_the_loader_reads_config_through_the_public_pulumi_api_only():
+    assert "pulumi.runtime" not in inspect.getsource(config_module)

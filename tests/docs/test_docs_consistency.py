@@ -1,9 +1,9 @@
 """The documented steps match the code: every config key, stack output, URN and file the docs name exists.
 
 Docs are README.md and docs/*.md. Config keys are found as `aichat:<path>` anywhere and as the first
-column of the README's config reference table; they are compared with the keys the config parser
-actually reads. Outputs are found in `pulumi stack output <name>` commands and in tables whose first
-column is headed `output`; they are compared with what the program exports under mocks.
+column of the README's config reference table; they are compared with the keys the config models
+(components/config.py) define. Outputs are found in `pulumi stack output <name>` commands and in tables
+whose first column is headed `output`; they are compared with what the program exports under mocks.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ import re
 
 import pytest
 
-from components import config as config_module
-from components.config import project_keys
-from tools.offline import REPO_ROOT, known_stacks, stack_config_values
+from tools.config_reference import stack_file_keys
+from tools.offline import REPO_ROOT
 
 DOCS = [REPO_ROOT / "README.md", *sorted((REPO_ROOT / "docs").glob("*.md"))]
 # `aichat:` then a key path; a following `:` means a type token (`aichat:jobs:IngestionJob`), not a key.
@@ -54,20 +53,9 @@ def documented_outputs() -> set[tuple[str, str]]:
     return found
 
 
-def keys_the_parser_reads(monkeypatch) -> set[str]:
-    """Every key path `parse_stack_config` asks for (present or defaulted), for every stack file."""
-    read: set[str] = set()
-    original = config_module.Section._take
-
-    def recording_take(section, name, default):
-        read.add(section.key(name).removeprefix("aichat:"))
-        return original(section, name, default)
-
-    monkeypatch.setattr(config_module.Section, "_take", recording_take)
-    for stack in known_stacks():
-        values = project_keys(stack_config_values(stack))
-        config_module.parse_stack_config(values, stack)
-    return {normalize(key) for key in read}
+def keys_the_models_define() -> set[str]:
+    """Every key path the config models define: objects, lists and the keys of list items included."""
+    return {normalize(key.path) for key in stack_file_keys()}
 
 
 def test_the_docs_name_config_keys_and_outputs_at_all():
@@ -75,8 +63,8 @@ def test_the_docs_name_config_keys_and_outputs_at_all():
     assert len(documented_outputs()) > 5
 
 
-def test_every_documented_config_key_is_one_the_program_reads(monkeypatch):
-    known = keys_the_parser_reads(monkeypatch)
+def test_every_documented_config_key_is_one_the_program_reads():
+    known = keys_the_models_define()
     unknown = sorted(f"{doc}: aichat:{key}" for doc, key in documented_config_keys() if key not in known)
     assert unknown == [], "documented keys the config parser does not know:\n" + "\n".join(unknown)
 

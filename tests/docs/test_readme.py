@@ -1,10 +1,11 @@
-"""The README's config reference covers every key the stack files set, and its diagram is current."""
+"""The README's config reference covers every key, generated from the config models; its diagram is current."""
 
 from __future__ import annotations
 
 import re
 
 from components.config import project_keys
+from tools.config_reference import readme_with_reference
 from tools.offline import REPO_ROOT, known_stacks, stack_config_values
 
 README = (REPO_ROOT / "README.md").read_text()
@@ -49,6 +50,12 @@ def test_the_reference_names_no_key_twice():
     reference = README.split("## Config reference", 1)[1].split("\n## ", 1)[0]
     first_keys = re.findall(r"^\| `([^`]+)`", reference, flags=re.MULTILINE)
     assert len(first_keys) == len(set(first_keys))
+
+
+def test_the_config_reference_table_is_generated_from_the_current_models_and_stack_files():
+    assert readme_with_reference(README) == README, (
+        "README.md: the config reference is out of date; run `python -m tools.config_reference`"
+    )
 
 
 def test_readme_shows_the_current_dev_diagram(program_runs):
