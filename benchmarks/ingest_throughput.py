@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import hashlib
 import random
 import shutil
@@ -71,10 +70,8 @@ async def main(argv: list[str] | None = None) -> int:
         corpus = workspace / "corpus"
         corpus.mkdir()
         write_corpus(corpus, arguments.files, ZipfWords(vocabulary(30_000), random.Random(3)))
-        settings = dataclasses.replace(
-            Settings(),
-            embedding_dimensions=arguments.dimensions,
-            database_url=start_embedded_postgres(workspace / "db"),
+        settings = Settings(
+            embedding_dimensions=arguments.dimensions, database_url=start_embedded_postgres(workspace / "db")
         )
         database = Database(settings)
         await database.open()

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
-import dataclasses
 import hashlib
 import itertools
 import random
@@ -220,12 +219,13 @@ async def main(argv: list[str] | None = None) -> int:
     rng = random.Random(arguments.seed)
     words = ZipfWords(vocabulary(30_000), rng)
     data_dir = arguments.data_dir / f"{arguments.chunks}-{arguments.dimensions}"
-    settings = dataclasses.replace(
-        load_settings(),
-        embedding_dimensions=arguments.dimensions,
-        db_pool_min_size=1,
-        db_pool_max_size=2,
-        database_url=start_local_server(data_dir, arguments.shared_buffers),
+    settings = load_settings().model_copy(
+        update={
+            "embedding_dimensions": arguments.dimensions,
+            "db_pool_min_size": 1,
+            "db_pool_max_size": 2,
+            "database_url": start_local_server(data_dir, arguments.shared_buffers),
+        }
     )
     database = Database(settings)
     await database.open()

@@ -44,8 +44,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _ingest(settings, paths: list[Path], user_ids: list[str], group_ids: list[str]) -> int:
-    from .app import ingest_paths
     from .ingest import AccessList
+    from .services import ingest_paths
 
     report = await ingest_paths(settings, paths, AccessList(tuple(user_ids), tuple(group_ids)))
     print(report.summary())

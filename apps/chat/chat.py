@@ -1,19 +1,20 @@
 """Retrieval-augmented chat: search the documents, ask the model, return an answer with citations.
 
-Request and response shapes follow the Microsoft AI Chat Protocol (2024-05-29).
+The request and response shapes are in protocol.py, the prompts in prompts/, the citation format in
+citations.py and the cleaning of the model's answer in answer_filter.py.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from importlib import resources
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from . import citations, protocol
 from .access import Caller, access_filter
+from .answer_filter import AnswerFilter
 from .model_client import ModelClient
+from .protocol import ChatRequest, Message, Overrides
 from .search import Searcher, SearchRequest, SearchResult
 from .settings import Settings
 
@@ -27,133 +28,14 @@ PASSAGE_PREVIEW_CHARS = 400
 # conversations inside the model's context window and its cost bounded.
 HISTORY_CHAR_BUDGET = 12_000
 
-DEFAULT_SYSTEM_PROMPT = """You are an assistant that answers questions about the organisation's documents.
-Answer ONLY with facts from the sources listed below. If they do not contain the answer, say that you do not know.
-Keep answers short. Each source starts with its name, then a colon, then the passage.
-After every fact, cite the name of the source it comes from in square brackets, for example [handbook.pdf#page=3].
-Use the names exactly as given and cite each source separately, like [a.md#page=1][b.pdf#page=2]."""
 
-FOLLOWUP_PROMPT = """Then write three brief follow-up questions the user might ask next, each in double angle brackets,
-for example <<What is the notice period?>>. Do not repeat questions already asked."""
+def _prompt(name: str) -> str:
+    return resources.files(__package__).joinpath("prompts", name).read_text(encoding="utf-8").strip()
 
 
-class Message(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    role: Literal["user", "assistant"]
-    content: str
-
-
-class Overrides(BaseModel):
-    """The overrides this app honours; others that protocol clients send are ignored."""
-
-    model_config = ConfigDict(extra="ignore")
-    top: int | None = Field(default=None, ge=1)
-    retrieval_mode: Literal["hybrid", "vectors", "text"] | None = None
-    minimum_score: float | None = Field(default=None, ge=0)
-    temperature: float | None = Field(default=None, ge=0, le=2)
-    seed: int | None = None
-    prompt_template: str | None = Field(default=None, max_length=8000)
-    suggest_followup_questions: bool = False
-    use_oid_security_filter: bool = False
-    use_groups_security_filter: bool = False
-
-
-class RequestContext(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    overrides: Overrides = Field(default_factory=Overrides)
-
-
-class ChatRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-    messages: list[Message] = Field(min_length=1)
-    context: RequestContext = Field(default_factory=RequestContext)
-    session_state: Any = None
-
-
-class RequestLimitError(ValueError):
-    """A request that is well-formed but exceeds the configured limits (HTTP 400/413)."""
-
-
-def check_limits(request: ChatRequest, settings: Settings) -> None:
-    if len(request.messages) > settings.max_messages:
-        raise RequestLimitError(f"too many messages: {len(request.messages)} (at most {settings.max_messages})")
-    for position, message in enumerate(request.messages):
-        if len(message.content) > settings.max_message_chars:
-            raise RequestLimitError(
-                f"messages[{position}].content is {len(message.content)} characters"
-                f" (at most {settings.max_message_chars})"
-            )
-    if request.messages[-1].role != "user":
-        raise RequestLimitError("the last message must have role 'user'")
-    if not request.messages[-1].content.strip():
-        raise RequestLimitError("the last message is empty")
-    top = request.context.overrides.top
-    if top is not None and top > settings.max_top:
-        raise RequestLimitError(f"overrides.top is {top} (at most {settings.max_top})")
-
-
-class AnswerFilter:
-    """Cleans model output as it streams: keeps only citations of real data points, and pulls out
-    <<follow-up questions>> when they were asked for.
-
-    Text that might be the start of a citation or follow-up is held back until it is complete.
-    """
-
-    MAX_CITATION_CHARS = 300  # a longer bracketed text is not a citation, so it is not held back
-    CITATION = re.compile(rf"\[([^\[\]\n]{{1,{MAX_CITATION_CHARS}}})\]")
-
-    def __init__(self, results: list[SearchResult], collect_followups: bool):
-        self.citations = {result.citation for result in results}
-        self.first_citation_of_source: dict[str, str] = {}
-        for result in results:
-            self.first_citation_of_source.setdefault(result.source, result.citation)
-        self.collect_followups = collect_followups
-        self.followup_questions: list[str] = []
-        self._pending = ""
-        self._followup_text = ""
-
-    def feed(self, text: str) -> str:
-        if self._followup_text:
-            self._followup_text += text
-            return ""
-        self._pending += text
-        if self.collect_followups and "<<" in self._pending:
-            self._pending, self._followup_text = self._pending.split("<<", 1)
-            self._followup_text = "<<" + self._followup_text
-            return self._release(len(self._pending))
-        return self._release(self._safe_length())
-
-    def finish(self) -> str:
-        text = self._release(len(self._pending))
-        self.followup_questions = [q.strip() for q in re.findall(r"<<([^<>]+)>>", self._followup_text) if q.strip()]
-        return text
-
-    def _safe_length(self) -> int:
-        """How much of the pending text cannot be part of an unfinished [citation] or <<."""
-        open_bracket = self._pending.rfind("[")
-        if (
-            open_bracket != -1
-            and "]" not in self._pending[open_bracket:]
-            and len(self._pending) - open_bracket <= self.MAX_CITATION_CHARS
-        ):
-            return open_bracket
-        if self.collect_followups and self._pending.endswith("<"):
-            return len(self._pending) - 1
-        return len(self._pending)
-
-    def _release(self, length: int) -> str:
-        released, self._pending = self._pending[:length], self._pending[length:]
-        return self.CITATION.sub(self._checked_citation, released)
-
-    def _checked_citation(self, match: re.Match) -> str:
-        name = match.group(1).strip()
-        if name in self.citations:
-            return f"[{name}]"
-        if name in self.first_citation_of_source:  # cited the file without a page
-            return f"[{self.first_citation_of_source[name]}]"
-        if "#page=" in name:  # looks like a citation of something that was not retrieved: drop it
-            return ""
-        return match.group(0)  # ordinary bracketed text
+# Read once, when the app starts.
+DEFAULT_SYSTEM_PROMPT = _prompt("system.txt")
+FOLLOWUP_PROMPT = _prompt("followup_questions.txt")
 
 
 @dataclass
@@ -165,6 +47,8 @@ class PreparedChat:
 
 
 class ChatService:
+    """Answers chat requests: the search, the prompt, the model's answer with its citations checked."""
+
     def __init__(self, settings: Settings, searcher: Searcher, model: ModelClient | None):
         self.settings = settings
         self.searcher = searcher
@@ -248,11 +132,7 @@ class ChatService:
             followups = answer_filter.followup_questions
         if followups:
             prepared.context["followup_questions"] = followups
-        return {
-            "message": {"role": "assistant", "content": content},
-            "context": prepared.context,
-            "session_state": request.session_state,
-        }
+        return protocol.answer_body(content, prepared.context, request.session_state)
 
     async def open_stream(self, request: ChatRequest, caller: Caller) -> AsyncIterator[dict]:
         """Search and open the upstream stream now (so errors become HTTP statuses), then return
@@ -267,20 +147,20 @@ class ChatService:
         return self._stream_chunks(request, prepared, pieces)
 
     async def _stream_chunks(self, request: ChatRequest, prepared: PreparedChat, pieces: AsyncIterator[str]):
-        yield {"delta": {"role": "assistant"}, "context": prepared.context, "session_state": request.session_state}
+        yield protocol.stream_start(prepared.context, request.session_state)
         answer_filter = AnswerFilter(prepared.results, prepared.overrides.suggest_followup_questions)
         try:
             async for piece in pieces:
                 text = answer_filter.feed(piece)
                 if text:
-                    yield {"delta": {"role": "assistant", "content": text}}
+                    yield protocol.stream_text(text)
         finally:
             await pieces.aclose()
         text = answer_filter.finish()
         if text:
-            yield {"delta": {"role": "assistant", "content": text}}
+            yield protocol.stream_text(text)
         if answer_filter.followup_questions:
-            yield {"delta": {"role": "assistant"}, "context": {"followup_questions": answer_filter.followup_questions}}
+            yield protocol.stream_followups(answer_filter.followup_questions)
 
 
 def recent_history(messages: list[Message], char_budget: int) -> list[dict]:
@@ -306,7 +186,7 @@ def passages_answer(results: list[SearchResult]) -> str:
             if len(result.content) <= PASSAGE_PREVIEW_CHARS
             else (result.content[:PASSAGE_PREVIEW_CHARS].rsplit(" ", 1)[0] + " ...")
         )
-        passages.append(f"- {preview} [{result.citation}]")
+        passages.append(f"- {preview} {citations.in_brackets(result.citation)}")
     return NO_MODEL_NOTICE + "\n\n" + "\n".join(passages)
 
 

@@ -21,7 +21,7 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from .identity import CachedTokenProvider, TokenCredential, default_credential
-from .settings import Settings
+from .settings import POSTGRES_ENTRA_SCOPE, Settings
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class Database:
         if s.database_url:
             return s.database_url, {}
         if s.uses_entra_database_auth:
-            passwords = CachedTokenProvider(self._credential or default_credential(), s.postgres_token_scope)
+            passwords = CachedTokenProvider(self._credential or default_credential(), POSTGRES_ENTRA_SCOPE)
             conninfo = psycopg.conninfo.make_conninfo(
                 host=s.postgres_host,
                 port=s.postgres_port,

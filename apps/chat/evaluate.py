@@ -31,11 +31,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-# "[README.md#page=1]" or "[handbook.pdf]": a bracketed source in an answer or a truth.
-CITATION = re.compile(r"\[([^\[\]\n]+)\]")
-PAGE = re.compile(r"^(?P<source>.*)#page=(?P<page>\d+)$")
-# A data point is "<source>#page=<n>: <passage>".
-DATA_POINT = re.compile(r"^(?P<key>.*?#page=\d+): ", re.DOTALL)
+from apps.chat import citations
+
 SCORE = re.compile(r"\b([1-5])\b")
 
 DEFAULT_TIMEOUT_SECONDS = 120.0
@@ -116,31 +113,14 @@ def parse_case(path: Path, line: int, text: str) -> Case:
 # ---- Sources and citations ----
 
 
-def split_source(citation: str) -> tuple[str, int | None]:
-    """'docs/a.md#page=2' -> ('docs/a.md', 2); 'handbook.pdf' -> ('handbook.pdf', None)."""
-    match = PAGE.match(citation.strip())
-    if match:
-        return match["source"], int(match["page"])
-    return citation.strip(), None
-
-
-def cited_sources(text: str) -> list[str]:
-    """Bracketed citations in order of first appearance, without repeats."""
-    return list(dict.fromkeys(match.strip() for match in CITATION.findall(text)))
-
-
 def answer_citations(answer: str, data_point_keys: list[str]) -> list[str]:
     """The answer's citations: bracketed tokens in the protocol's "source#page=n" shape or naming a data
     point. Other brackets (say, "[source#page=n]" quoted from a document) are not citations."""
-    return [token for token in cited_sources(answer) if PAGE.match(token) or token in data_point_keys]
+    return [token for token in citations.bracketed(answer) if citations.is_citation(token) or token in data_point_keys]
 
 
 def data_point_keys(data_points: Iterable[str]) -> list[str]:
-    keys = []
-    for text in data_points:
-        match = DATA_POINT.match(str(text))
-        keys.append(match["key"] if match else str(text))
-    return keys
+    return [citations.citation_of_data_point(str(text)) for text in data_points]
 
 
 def cites(citation: str, truth_source: str) -> bool:
@@ -148,8 +128,8 @@ def cites(citation: str, truth_source: str) -> bool:
 
     A truth may name the file without the folders it was ingested from: "guide.md" matches
     "docs/guide.md", so one ground-truth file serves however the corpus was ingested."""
-    source, page = split_source(citation)
-    truth_name, truth_page = split_source(truth_source)
+    source, page = citations.split_citation(citation)
+    truth_name, truth_page = citations.split_citation(truth_source)
     same_source = source == truth_name or source.endswith("/" + truth_name.lstrip("/"))
     return same_source and (truth_page is None or page == truth_page)
 
@@ -210,7 +190,7 @@ async def judge_answer(result: CaseResult, judge: Judge) -> None:
 
 async def evaluate_case(case: Case, chat: ChatBackend, overrides: dict[str, Any], judge: Judge | None) -> CaseResult:
     result = CaseResult(
-        line=case.line, question=case.question, truth=case.truth, truth_sources=cited_sources(case.truth)
+        line=case.line, question=case.question, truth=case.truth, truth_sources=citations.bracketed(case.truth)
     )
     request = {"messages": [{"role": "user", "content": case.question}], "context": {"overrides": overrides}}
     started = time.perf_counter()

@@ -3,10 +3,13 @@
 Per file: an unchanged file (same content hash, chunking and embedding model) is left alone;
 a new or changed file has its chunks written in one transaction, replacing the old ones;
 a file that cannot be read is reported and skipped while the others go in.
+Finding, reading and parsing files blocks, so it runs in a worker thread: the web app ingests its
+sample corpus while it serves, and its event loop must keep answering.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -16,7 +19,7 @@ from pathlib import Path
 from pgvector import Vector
 
 from .database import Database
-from .documents import DocumentError, is_supported, parse_document, split_into_chunks
+from .documents import Chunk, DocumentError, ParsedDocument, is_supported, parse_document, split_into_chunks
 
 log = logging.getLogger(__name__)
 EmbedFunction = Callable[[list[str]], Awaitable[list[list[float]]]]
@@ -107,23 +110,25 @@ class Ingestor:
 
     async def ingest_paths(self, paths: Sequence[Path], access: AccessList = UNRESTRICTED) -> IngestReport:
         report = IngestReport()
-        for source_file in find_source_files(paths, report):
+        for source_file in await asyncio.to_thread(find_source_files, paths, report):
             try:
-                data = source_file.path.read_bytes()
+                data, content_hash = await asyncio.to_thread(self._read, source_file.path)
             except OSError as error:
                 report.failed.append((source_file.source, f"cannot read file: {error.strerror or error}"))
                 continue
-            await self.ingest_bytes(source_file.source, source_file.path, data, access, report)
+            await self._ingest_file(source_file, data, content_hash, access, report)
         return report
 
-    def _content_hash(self, data: bytes) -> str:
+    def _read(self, path: Path) -> tuple[bytes, str]:
+        """The file's bytes and their content hash (which names the chunking too)."""
+        data = path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
-        return f"sha256:{digest}:chunks={self.chunk_size}/{self.chunk_overlap}"
+        return data, f"sha256:{digest}:chunks={self.chunk_size}/{self.chunk_overlap}"
 
-    async def ingest_bytes(
-        self, source: str, path: Path, data: bytes, access: AccessList, report: IngestReport
+    async def _ingest_file(
+        self, source_file: SourceFile, data: bytes, content_hash: str, access: AccessList, report: IngestReport
     ) -> None:
-        content_hash = self._content_hash(data)
+        source = source_file.source
         existing = await self._existing_document(source)
         if existing and existing[0] == content_hash and existing[1] == self.embedding_model:
             if (tuple(existing[2]), tuple(existing[3])) == (access.user_ids, access.group_ids):
@@ -133,12 +138,11 @@ class Ingestor:
                 report.permissions_updated.append(source)
             return
         try:
-            parsed = parse_document(path, data)
+            parsed, chunks = await asyncio.to_thread(self._parse_into_chunks, source_file.path, data)
         except DocumentError as error:
             log.warning("skipping %s: %s", source, error)
             report.failed.append((source, str(error)))
             return
-        chunks = split_into_chunks(parsed.pages, self.chunk_size, self.chunk_overlap)
         embeddings = await self.embed([c.content for c in chunks]) if self.embed else [None] * len(chunks)
         rows = [
             (chunk.ordinal, chunk.page, chunk.content, Vector(vector) if vector is not None else None)
@@ -147,6 +151,10 @@ class Ingestor:
         await self._replace_document(source, parsed.title, content_hash, access, rows)
         (report.replaced if existing else report.added).append(source)
         report.chunks_written += len(rows)
+
+    def _parse_into_chunks(self, path: Path, data: bytes) -> tuple[ParsedDocument, list[Chunk]]:
+        parsed = parse_document(path, data)
+        return parsed, split_into_chunks(parsed.pages, self.chunk_size, self.chunk_overlap)
 
     async def _existing_document(self, source: str):
         async with self.database.connection() as conn:

@@ -36,7 +36,11 @@ T = TypeVar("T")
 FIRST_BACKOFF_SECONDS = 0.5
 
 
-class ModelUnavailableError(RuntimeError):
+class ModelError(RuntimeError):
+    """The language model could not give an answer (the API turns it into a 502 or 503)."""
+
+
+class ModelUnavailableError(ModelError):
     """The model endpoint kept failing (429/5xx/unreachable) after the allowed retries."""
 
     def __init__(self, message: str, retry_after: float | None = None):
@@ -44,7 +48,7 @@ class ModelUnavailableError(RuntimeError):
         self.retry_after = retry_after
 
 
-class ModelResponseError(RuntimeError):
+class ModelResponseError(ModelError):
     """The model endpoint answered, but with something this app cannot use."""
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pgvector import Vector
 from psycopg import sql
 
+from . import citations
 from .access import AccessFilter
 from .database import Database
 
@@ -117,11 +118,11 @@ class SearchResult:
 
     @property
     def citation(self) -> str:
-        return f"{self.source}#page={self.page}"
+        return citations.citation(self.source, self.page)
 
     @property
     def data_point(self) -> str:
-        return f"{self.citation}: {self.content}"
+        return citations.data_point(self.citation, self.content)
 
 
 @dataclass(frozen=True)

@@ -1,21 +1,26 @@
 """Settings read from environment variables and validated once at start-up.
 
-Every problem is collected and reported together, naming the variable, so a
-misconfigured deployment fails fast with one readable message.
-The README next to this file lists every variable with local and Azure values.
+Each setting is a field of `Settings` (pydantic-settings): its variable is the field's name in capitals
+(the port also answers to WEBSITES_PORT), and its default and allowed values are stated there, once.
+`load_settings()` reports every problem together, naming the variable, so a misconfigured deployment
+fails fast with one readable message. The README next to this file lists every variable with local and
+Azure values.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, Literal, get_args
 from urllib.parse import urlparse
 
+from annotated_types import Ge, Le
+from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, ValidationError
+from pydantic_core import ErrorDetails, PydanticCustomError
+from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-RETRIEVAL_MODES = ("hybrid", "vectors", "text")
-AUTH_MODES = ("none", "app_service")
 POSTGRES_ENTRA_SCOPE = "https://ossrdbms-aad.database.windows.net/.default"
 COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
 
@@ -24,60 +29,93 @@ class SettingsError(ValueError):
     """Raised when environment variables are missing, malformed or contradictory."""
 
 
-@dataclass(frozen=True)
-class Settings:
+def _http_url(value: str) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise PydanticCustomError("http_url", "must be an http(s) URL, got {got}", {"got": repr(value)})
+    return value.rstrip("/")
+
+
+def _path_list(value: object) -> object:
+    """SAMPLE_CORPUS_PATHS: paths separated like PATH's (":" on Linux)."""
+    if isinstance(value, str):
+        return tuple(Path(part) for part in value.split(os.pathsep) if part.strip())
+    return value
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Settings(BaseSettings):
+    """Every setting with its default and allowed values.
+
+    `Settings(...)` holds only the values it is given (tests and benchmarks build it so, unaffected by
+    the environment they run in); `load_settings()` reads the environment.
+    """
+
+    model_config = SettingsConfigDict(frozen=True)
+
     # Database: exactly one of database_url, postgres_host, or neither (embedded local server).
     database_url: str | None = None
     postgres_host: str | None = None
-    postgres_port: int = 5432
+    postgres_port: Port = 5432
     postgres_database: str = "postgres"
     postgres_user: str | None = None
-    postgres_sslmode: str = "require"
-    postgres_token_scope: str = POSTGRES_ENTRA_SCOPE
-    local_data_dir: Path = REPO_ROOT / ".data"
-    db_pool_min_size: int = 1
-    db_pool_max_size: int = 10
-    db_pool_timeout_seconds: float = 10.0
+    postgres_sslmode: Literal["disable", "prefer", "require", "verify-ca", "verify-full"] = "require"
+    local_data_dir: Annotated[Path, AfterValidator(Path.expanduser)] = REPO_ROOT / ".data"
+    db_pool_min_size: int = Field(1, ge=0, le=100)
+    db_pool_max_size: int = Field(10, ge=1, le=100)
+    db_pool_timeout_seconds: float = Field(10.0, ge=0.1, le=300.0)
 
     # Model: Azure OpenAI / API Management (Entra token), or any OpenAI-compatible URL, or none.
-    azure_openai_endpoint: str | None = None
+    azure_openai_endpoint: HttpUrl | None = None
     azure_openai_api_version: str = "2024-10-21"
     azure_openai_token_scope: str = COGNITIVE_SERVICES_SCOPE
-    openai_base_url: str | None = None
+    openai_base_url: HttpUrl | None = None
     openai_api_key: str | None = None
     chat_model: str = "gpt-4o-mini"
     embedding_model: str = "text-embedding-3-small"
-    embedding_dimensions: int = 1536
-    embedding_batch_size: int = 64
-    model_max_retries: int = 3
-    model_max_retry_wait_seconds: float = 20.0
-    model_timeout_seconds: float = 60.0
+    # Fixed per database: the first start sizes the vector column (the model must accept `dimensions`).
+    embedding_dimensions: int = Field(1536, ge=2, le=2000)
+    embedding_batch_size: int = Field(64, ge=1, le=2048)
+    # Retries on 429/5xx honour Retry-After; a longer Retry-After fails at once with 503.
+    model_max_retries: int = Field(3, ge=0, le=10)
+    model_max_retry_wait_seconds: float = Field(20.0, ge=0.0, le=300.0)
+    model_timeout_seconds: float = Field(60.0, ge=1.0, le=600.0)
 
     # Retrieval and ingestion.
-    search_top: int = 5
-    search_minimum_score: float = 0.0
-    search_candidates: int = 40
-    text_search_candidate_limit: int = 50
-    text_search_fuzzy_limit: int = 1000
-    hnsw_ef_search: int = 40
-    chunk_size: int = 1000
-    chunk_overlap: int = 200
+    search_top: int = Field(5, ge=1, le=50)
+    search_minimum_score: float = Field(0.0, ge=0.0, le=1.0)
+    # Each side of the hybrid search is bounded before fusion (search.py explains how).
+    search_candidates: int = Field(40, ge=1, le=1000)
+    text_search_candidate_limit: int = Field(50, ge=5, le=100000)
+    text_search_fuzzy_limit: int = Field(1000, ge=0, le=10_000_000)
+    hnsw_ef_search: int = Field(40, ge=1, le=1000)
+    # Chunks and their overlap, in characters.
+    chunk_size: int = Field(1000, ge=100, le=20000)
+    chunk_overlap: int = Field(200, ge=0, le=10000)
 
     # Access control: "app_service" trusts the App Service authentication headers; "none" ignores them.
-    auth_mode: str = "none"
+    auth_mode: Literal["none", "app_service"] = "none"
     unrestricted_documents_visible: bool = True
     enforce_access_control: bool = True
 
     # Request limits.
-    max_messages: int = 50
-    max_message_chars: int = 8000
-    max_request_bytes: int = 256 * 1024
-    max_top: int = 50
+    max_messages: int = Field(50, ge=1, le=1000)
+    max_message_chars: int = Field(8000, ge=1, le=1_000_000)
+    max_request_bytes: int = Field(256 * 1024, ge=1024, le=50 * 1024 * 1024)
+    max_top: int = Field(50, ge=1, le=1000)
 
-    # Serving.
-    port: int = 8000
+    # Serving. App Service publishes the container port as WEBSITES_PORT; PORT wins when both are set.
+    port: Port = Field(8000, validation_alias=AliasChoices("port", "websites_port"))
     ingest_sample_corpus: bool = True
-    sample_corpus_paths: tuple[Path, ...] = field(default_factory=tuple)
+    sample_corpus_paths: Annotated[tuple[Path, ...], NoDecode, BeforeValidator(_path_list)] = ()
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, *_, **__):
+        # Only the values given to the constructor: the environment is load_settings()'s to read.
+        return (init_settings,)
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -92,139 +130,81 @@ class Settings:
         return self.azure_openai_endpoint is not None or self.openai_base_url is not None
 
 
-class _EnvReader:
-    """Reads typed values from an environment mapping, collecting errors instead of raising."""
+class _EnvironmentVariables(EnvSettingsSource):
+    """The settings' values in a mapping of environment variables; a blank value counts as unset."""
 
     def __init__(self, environ: Mapping[str, str]):
-        self.environ = environ
-        self.errors: list[str] = []
-
-    def text(self, name: str, default: str | None = None) -> str | None:
-        value = self.environ.get(name, "").strip()
-        return value or default
-
-    def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
-        return self._in_range(name, default, minimum, maximum, int, "a whole number")
-
-    def number(self, name: str, default: float, minimum: float, maximum: float) -> float:
-        return self._in_range(name, default, minimum, maximum, float, "a number")
-
-    def _in_range(self, name: str, default, minimum, maximum, parse, kind: str):
-        raw = self.text(name)
-        if raw is None:
-            return default
-        try:
-            value = parse(raw)
-        except ValueError:
-            self.errors.append(f"{name} must be {kind}, got {raw!r}")
-            return default
-        if not minimum <= value <= maximum:
-            self.errors.append(f"{name} must be between {minimum} and {maximum}, got {value}")
-        return value
-
-    def boolean(self, name: str, default: bool) -> bool:
-        raw = self.text(name)
-        if raw is None:
-            return default
-        lowered = raw.lower()
-        if lowered in ("1", "true", "yes", "on"):
-            return True
-        if lowered in ("0", "false", "no", "off"):
-            return False
-        self.errors.append(f"{name} must be true or false, got {raw!r}")
-        return default
-
-    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
-        raw = self.text(name, default)
-        assert raw is not None
-        if raw not in choices:
-            self.errors.append(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
-            return default
-        return raw
-
-    def url(self, name: str) -> str | None:
-        raw = self.text(name)
-        if raw is None:
-            return None
-        parsed = urlparse(raw)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
-            self.errors.append(f"{name} must be an http(s) URL, got {raw!r}")
-            return None
-        return raw.rstrip("/")
+        super().__init__(Settings)
+        # Keys in lower case: variable names match field names regardless of case.
+        self.env_vars = {name.lower(): value.strip() for name, value in environ.items() if value.strip()}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from environment variables; raise SettingsError listing every problem."""
-    env = _EnvReader(os.environ if environ is None else environ)
-    defaults = Settings()
-    values = dict(
-        database_url=env.text("DATABASE_URL"),
-        postgres_host=env.text("POSTGRES_HOST"),
-        postgres_port=env.integer("POSTGRES_PORT", 5432, 1, 65535),
-        postgres_database=env.text("POSTGRES_DATABASE", defaults.postgres_database),
-        postgres_user=env.text("POSTGRES_USER"),
-        postgres_sslmode=env.choice(
-            "POSTGRES_SSLMODE", "require", ("disable", "prefer", "require", "verify-ca", "verify-full")
-        ),
-        local_data_dir=Path(env.text("LOCAL_DATA_DIR", str(defaults.local_data_dir))).expanduser(),
-        db_pool_min_size=env.integer("DB_POOL_MIN_SIZE", 1, 0, 100),
-        db_pool_max_size=env.integer("DB_POOL_MAX_SIZE", 10, 1, 100),
-        db_pool_timeout_seconds=env.number("DB_POOL_TIMEOUT_SECONDS", 10.0, 0.1, 300.0),
-        azure_openai_endpoint=env.url("AZURE_OPENAI_ENDPOINT"),
-        azure_openai_api_version=env.text("AZURE_OPENAI_API_VERSION", defaults.azure_openai_api_version),
-        azure_openai_token_scope=env.text("AZURE_OPENAI_TOKEN_SCOPE", defaults.azure_openai_token_scope),
-        openai_base_url=env.url("OPENAI_BASE_URL"),
-        openai_api_key=env.text("OPENAI_API_KEY"),
-        chat_model=env.text("CHAT_MODEL", defaults.chat_model),
-        embedding_model=env.text("EMBEDDING_MODEL", defaults.embedding_model),
-        embedding_dimensions=env.integer("EMBEDDING_DIMENSIONS", 1536, 2, 2000),
-        embedding_batch_size=env.integer("EMBEDDING_BATCH_SIZE", 64, 1, 2048),
-        model_max_retries=env.integer("MODEL_MAX_RETRIES", 3, 0, 10),
-        model_max_retry_wait_seconds=env.number("MODEL_MAX_RETRY_WAIT_SECONDS", 20.0, 0.0, 300.0),
-        model_timeout_seconds=env.number("MODEL_TIMEOUT_SECONDS", 60.0, 1.0, 600.0),
-        search_top=env.integer("SEARCH_TOP", 5, 1, 50),
-        search_minimum_score=env.number("SEARCH_MINIMUM_SCORE", 0.0, 0.0, 1.0),
-        search_candidates=env.integer("SEARCH_CANDIDATES", 40, 1, 1000),
-        text_search_candidate_limit=env.integer("TEXT_SEARCH_CANDIDATE_LIMIT", 50, 5, 100000),
-        text_search_fuzzy_limit=env.integer("TEXT_SEARCH_FUZZY_LIMIT", 1000, 0, 10_000_000),
-        hnsw_ef_search=env.integer("HNSW_EF_SEARCH", 40, 1, 1000),
-        chunk_size=env.integer("CHUNK_SIZE", 1000, 100, 20000),
-        chunk_overlap=env.integer("CHUNK_OVERLAP", 200, 0, 10000),
-        auth_mode=env.choice("AUTH_MODE", "none", AUTH_MODES),
-        unrestricted_documents_visible=env.boolean("UNRESTRICTED_DOCUMENTS_VISIBLE", True),
-        enforce_access_control=env.boolean("ENFORCE_ACCESS_CONTROL", True),
-        max_messages=env.integer("MAX_MESSAGES", 50, 1, 1000),
-        max_message_chars=env.integer("MAX_MESSAGE_CHARS", 8000, 1, 1_000_000),
-        max_request_bytes=env.integer("MAX_REQUEST_BYTES", 256 * 1024, 1024, 50 * 1024 * 1024),
-        max_top=env.integer("MAX_TOP", 50, 1, 1000),
-        # App Service publishes the container port as WEBSITES_PORT; PORT wins when both are set.
-        port=env.integer("PORT", env.integer("WEBSITES_PORT", 8000, 1, 65535), 1, 65535),
-        ingest_sample_corpus=env.boolean("INGEST_SAMPLE_CORPUS", True),
-        sample_corpus_paths=tuple(
-            Path(p) for p in (env.text("SAMPLE_CORPUS_PATHS") or "").split(os.pathsep) if p.strip()
-        ),
+    environ = os.environ if environ is None else environ
+    values = _EnvironmentVariables(environ)()
+    try:
+        settings = Settings(**values)
+        problems = []
+    except ValidationError as error:
+        problems = [_describe(problem, environ) for problem in error.errors()]
+        # Check the combinations too, as if the malformed variables were unset.
+        malformed = {problem["loc"][0] for problem in error.errors()}
+        settings = Settings(**{name: value for name, value in values.items() if name not in malformed})
+    problems += _contradictions(settings)
+    if problems:
+        raise SettingsError("Invalid settings:\n  - " + "\n  - ".join(problems))
+    return settings
+
+
+# What a variable's problem says, by pydantic's error type (other types carry their own message).
+_PROBLEMS = {
+    "int_parsing": "must be a whole number, got {got!r}",
+    "float_parsing": "must be a number, got {got!r}",
+    "bool_parsing": "must be true or false, got {got!r}",
+    "literal_error": "must be one of {choices}, got {got!r}",
+    "greater_than_equal": "must be between {minimum} and {maximum}, got {got}",
+    "less_than_equal": "must be between {minimum} and {maximum}, got {got}",
+}
+
+
+def _describe(problem: ErrorDetails, environ: Mapping[str, str]) -> str:
+    """One validation error as "<VARIABLE> must be ..., got ..."."""
+    field_name = str(problem["loc"][0])
+    field = Settings.model_fields[field_name]
+    limits = {type(limit): limit for limit in field.metadata if isinstance(limit, (Ge, Le))}
+    template = _PROBLEMS.get(problem["type"], problem["msg"])
+    text = template.format(
+        got=problem["input"],
+        choices=", ".join(map(str, get_args(field.annotation))),
+        minimum=limits[Ge].ge if Ge in limits else None,
+        maximum=limits[Le].le if Le in limits else None,
     )
-    errors = env.errors + _contradictions(values)
-    if errors:
-        raise SettingsError("Invalid settings:\n  - " + "\n  - ".join(errors))
-    return Settings(**values)
+    return f"{_variable(field_name, environ)} {text}"
 
 
-def _contradictions(values: dict) -> list[str]:
+def _variable(field_name: str, environ: Mapping[str, str]) -> str:
+    """The variable a field's value came from: the first of its names that is set."""
+    alias = Settings.model_fields[field_name].validation_alias
+    names = [name.upper() for name in (alias.choices if isinstance(alias, AliasChoices) else [field_name])]
+    return next((name for name in names if environ.get(name, "").strip()), names[0])
+
+
+def _contradictions(settings: Settings) -> list[str]:
     """Checks that involve more than one variable."""
-    errors = []
-    if values["database_url"] and values["postgres_host"]:
-        errors.append("set either DATABASE_URL (password or local) or POSTGRES_HOST (Entra token), not both")
-    if values["postgres_host"] and not values["postgres_user"]:
-        errors.append("POSTGRES_USER is required with POSTGRES_HOST: the Entra principal name the app signs in as")
-    if values["azure_openai_endpoint"] and values["openai_base_url"]:
-        errors.append("set either AZURE_OPENAI_ENDPOINT or OPENAI_BASE_URL, not both")
-    if values["azure_openai_endpoint"] and values["openai_api_key"]:
-        errors.append("OPENAI_API_KEY is not used with AZURE_OPENAI_ENDPOINT: Azure access is keyless (Entra)")
-    if values["chunk_overlap"] >= values["chunk_size"]:
-        errors.append(
-            f"CHUNK_OVERLAP ({values['chunk_overlap']}) must be smaller than CHUNK_SIZE ({values['chunk_size']})"
+    problems = []
+    if settings.database_url and settings.postgres_host:
+        problems.append("set either DATABASE_URL (password or local) or POSTGRES_HOST (Entra token), not both")
+    if settings.postgres_host and not settings.postgres_user:
+        problems.append("POSTGRES_USER is required with POSTGRES_HOST: the Entra principal name the app signs in as")
+    if settings.azure_openai_endpoint and settings.openai_base_url:
+        problems.append("set either AZURE_OPENAI_ENDPOINT or OPENAI_BASE_URL, not both")
+    if settings.azure_openai_endpoint and settings.openai_api_key:
+        problems.append("OPENAI_API_KEY is not used with AZURE_OPENAI_ENDPOINT: Azure access is keyless (Entra)")
+    if settings.chunk_overlap >= settings.chunk_size:
+        problems.append(
+            f"CHUNK_OVERLAP ({settings.chunk_overlap}) must be smaller than CHUNK_SIZE ({settings.chunk_size})"
         )
-    if values["db_pool_min_size"] > values["db_pool_max_size"]:
-        errors.append("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
-    return errors
+    if settings.db_pool_min_size > settings.db_pool_max_size:
+        problems.append("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
+    return problems

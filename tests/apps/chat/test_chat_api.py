@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import json
-import re
 import time
 
 import httpx
 import pytest
 
-from .conftest import CORPUS
-
-CITATION = re.compile(r"\[([^\[\]]+#page=\d+)\]")
+from apps.chat.citations import cited
+from apps.chat.dependencies import chat_service
 
 
 def ask(app, question: str, path: str = "/chat", **body) -> httpx.Response:
     payload = {"messages": [{"role": "user", "content": question}], **body}
-    return httpx.post(app.base_url + path, json=payload, timeout=30)
+    return app.client.post(path, json=payload)
 
 
 def data_point_citations(context: dict) -> list[str]:
@@ -34,13 +32,13 @@ def test_answer_cites_data_points_that_hold_the_cited_passage(chat_app, fake_ope
     body = response.json()
     assert body["message"]["role"] == "assistant"
     assert body["session_state"] == {"id": 7}
-    cited = CITATION.findall(body["message"]["content"])
-    assert cited, body["message"]["content"]
+    answer_citations = cited(body["message"]["content"])
+    assert answer_citations, body["message"]["content"]
     citations = data_point_citations(body["context"])
-    assert set(cited) <= set(citations)
+    assert set(answer_citations) <= set(citations)
     # The cited data point is the passage that answers the question.
-    passage = body["context"]["data_points"]["text"][citations.index(cited[0])]
-    assert cited[0].endswith("vacation.md#page=1")
+    passage = body["context"]["data_points"]["text"][citations.index(answer_citations[0])]
+    assert answer_citations[0].endswith("vacation.md#page=1")
     assert "twenty-five days of paid vacation" in passage
     # The model saw exactly those passages.
     prompt = fake_openai.requests_to("/chat/completions")[-1].body["messages"][-1]["content"]
@@ -82,7 +80,7 @@ def test_conversation_history_goes_to_the_model_newest_turns_first_within_a_budg
         {"role": "assistant", "content": "In the staff car park."},
         {"role": "user", "content": "When does it open?"},
     ]
-    response = httpx.post(chat_app.base_url + "/chat", json={"messages": messages}, timeout=30)
+    response = chat_app.client.post("/chat", json={"messages": messages})
 
     assert response.status_code == 200, response.text
     sent = fake_openai.requests_to("/chat/completions")[-1].body["messages"]
@@ -117,7 +115,7 @@ def test_stream_sends_context_first_then_deltas(chat_app, fake_openai):
     assert len(deltas) > 1 and all("delta" in line for line in deltas)
     answer = "".join(line["delta"].get("content", "") for line in deltas)
     assert answer == ask(chat_app, "How many vacation days?").json()["message"]["content"]
-    assert set(CITATION.findall(answer)) <= set(data_point_citations(first["context"]))
+    assert set(cited(answer)) <= set(data_point_citations(first["context"]))
 
 
 def test_stream_holds_back_split_citations_until_checked(chat_app, fake_openai):
@@ -128,16 +126,13 @@ def test_stream_holds_back_split_citations_until_checked(chat_app, fake_openai):
     assert answer == "Days [corpus/vacation.md#page=1] and  end."
 
 
-def test_client_disconnect_stops_the_upstream_stream(chat_app, fake_openai):
+def test_client_disconnect_stops_the_upstream_stream(served_chat_app, fake_openai):
     fake_openai.state.stream_delay = 0.05
     fake_openai.state.stream_repeat = 400  # about a minute of tokens if nobody stops it
 
-    with (
-        httpx.Client(timeout=30) as client,
-        client.stream(
-            "POST", chat_app.base_url + "/chat/stream", json={"messages": [{"role": "user", "content": "vacation"}]}
-        ) as response,
-    ):
+    with served_chat_app.client.stream(
+        "POST", "/chat/stream", json={"messages": [{"role": "user", "content": "vacation"}]}
+    ) as response:
         lines = response.iter_lines()
         next(lines)  # the context
         next(lines)  # the first delta: the upstream stream is running
@@ -157,11 +152,11 @@ def test_a_failure_in_the_middle_of_a_stream_ends_it_with_an_error_line(chat_app
     assert "context" in lines[0]
     assert [line for line in lines[1:-1] if "error" in line] == []
     assert "mid-stream" in lines[-1]["error"]
-    assert httpx.get(chat_app.base_url + "/healthz").status_code == 200
+    assert chat_app.client.get("/healthz").status_code == 200
 
 
 def test_azure_openai_is_called_with_an_entra_bearer_token_and_no_key(
-    make_settings, corpus_dir, serve_app, fake_openai
+    make_settings, corpus_dir, start_app, fake_openai
 ):
     from types import SimpleNamespace
 
@@ -175,7 +170,7 @@ def test_azure_openai_is_called_with_an_entra_bearer_token_and_no_key(
 
     credential = FakeCredential()
     settings = make_settings(openai_base_url=None, azure_openai_endpoint=fake_openai.url, chat_model="chat-deployment")
-    with serve_app(settings, credential=credential) as app:
+    with start_app(settings, credential=credential) as app:
         response = ask(app, "parking")
 
     assert response.status_code == 200, response.text
@@ -240,6 +235,29 @@ def test_retry_after_longer_than_allowed_fails_fast_with_retry_after(chat_app, f
     assert len(fake_openai.state.requests) == 1
 
 
+def test_a_model_answer_the_app_cannot_use_is_a_502(chat_app, fake_openai):
+    fake_openai.fail_next(200, body='{"choices": []}', path_suffix="/chat/completions")
+
+    response = ask(chat_app, "parking")
+
+    assert response.status_code == 502
+    assert "the answer has no choices[0].message" in response.json()["error"]
+
+
+def test_an_unexpected_failure_is_a_500_that_keeps_its_details_in_the_log(chat_app, caplog):
+    class BrokenChat:
+        async def answer(self, chat_request, caller):
+            raise RuntimeError("secret detail")
+
+    chat_app.app.dependency_overrides[chat_service] = BrokenChat
+
+    response = ask(chat_app, "parking")
+
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal error; the details are in the server log"}
+    assert "secret detail" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
@@ -273,9 +291,7 @@ def test_retry_after_longer_than_allowed_fails_fast_with_retry_after(chat_app, f
 )
 @pytest.mark.parametrize("path", ["/chat", "/chat/stream"])
 def test_bad_requests_get_4xx_with_a_message(read_only_chat_app, path, body, status, message):
-    response = httpx.post(
-        read_only_chat_app.base_url + path, content=body, timeout=30, headers={"content-type": "application/json"}
-    )
+    response = read_only_chat_app.client.post(path, content=body, headers={"content-type": "application/json"})
 
     assert response.status_code == status
     assert message in response.json()["error"]
@@ -286,17 +302,14 @@ def test_limits_on_message_count_length_and_body_size(read_only_chat_app):
     too_many = [{"role": "user", "content": "hi"}] * (settings.max_messages + 1)
     too_long = [{"role": "user", "content": "x" * (settings.max_message_chars + 1)}]
 
-    assert (
-        "too many messages"
-        in httpx.post(read_only_chat_app.base_url + "/chat", json={"messages": too_many}).json()["error"]
-    )
-    assert (
-        "characters" in httpx.post(read_only_chat_app.base_url + "/chat", json={"messages": too_long}).json()["error"]
-    )
-    huge = httpx.post(read_only_chat_app.base_url + "/chat", content=b"x" * (settings.max_request_bytes + 1))
+    client = read_only_chat_app.client
+
+    assert "too many messages" in client.post("/chat", json={"messages": too_many}).json()["error"]
+    assert "characters" in client.post("/chat", json={"messages": too_long}).json()["error"]
+    huge = client.post("/chat", content=b"x" * (settings.max_request_bytes + 1))
     assert huge.status_code == 413 and "bytes" in huge.json()["error"]
     # The worker survived all of it.
-    assert httpx.get(read_only_chat_app.base_url + "/healthz").status_code == 200
+    assert client.get("/healthz").status_code == 200
 
 
 def test_search_rejects_bad_parameters(read_only_chat_app):
@@ -308,28 +321,29 @@ def test_search_rejects_bad_parameters(read_only_chat_app):
         ({"q": "x", "top": 0}, "top"),
         ({"q": "x" * 1001}, "q"),
     ]:
-        response = httpx.get(read_only_chat_app.base_url + "/api/search", params=params)
+        response = read_only_chat_app.client.get("/api/search", params=params)
         assert response.status_code == 400, params
         assert fragment in response.json()["error"]
 
 
-def test_without_a_model_chat_returns_passages_and_says_so(make_settings, corpus_dir, serve_app):
+def test_without_a_model_chat_returns_passages_and_says_so(make_settings, corpus_dir, start_app):
     import asyncio
 
     from .conftest import ingest
 
     settings = make_settings(openai_base_url=None)
     asyncio.run(ingest(settings, [corpus_dir]))
-    with serve_app(settings) as app:
+    with start_app(settings) as app:
         body = ask(app, "When does the car park open?").json()
-        search = httpx.get(app.base_url + "/api/search", params={"q": "car park"}).json()
+        search = app.client.get("/api/search", params={"q": "car park"}).json()
         streamed = stream_lines(ask(app, "When does the car park open?", path="/chat/stream"))
 
     content = body["message"]["content"]
     assert content.startswith("No language model is configured")
     assert "seven in the morning" in content
-    assert set(CITATION.findall(content)) <= set(data_point_citations(body["context"]))
-    assert CITATION.findall(content)[0].endswith("parking.md#page=1")
+    assert set(cited(content)) <= set(data_point_citations(body["context"]))
+    assert cited(content)[0].endswith("parking.md#page=1")
     assert search["retrieval_mode"] == "text"
     assert "".join(line["delta"].get("content", "") for line in streamed[1:]) == content
-    assert len(CORPUS) == 4
+    # Every data point is in the answer as a passage with its citation, best first.
+    assert cited(content) == data_point_citations(body["context"])

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import threading
 import time
 import uuid
 from types import SimpleNamespace
 
-import httpx
 import psycopg
 import pytest
 
@@ -73,15 +71,13 @@ def entra_database(postgres_server, database_url):
 
 
 def entra_settings(entra_database, **changes) -> Settings:
-    return dataclasses.replace(
-        Settings(
-            postgres_host=entra_database.socket_dir,
-            postgres_port=entra_database.port,
-            postgres_database=entra_database.dbname,
-            postgres_user=ENTRA_ROLE,
-            postgres_sslmode="disable",
-            embedding_dimensions=64,
-        ),
+    return Settings(
+        postgres_host=entra_database.socket_dir,
+        postgres_port=entra_database.port,
+        postgres_database=entra_database.dbname,
+        postgres_user=ENTRA_ROLE,
+        postgres_sslmode="disable",
+        embedding_dimensions=64,
         **changes,
     )
 
@@ -167,7 +163,7 @@ def test_migrations_run_once_and_dimension_mismatch_is_explained(make_settings):
     first = asyncio.run(open_close(settings))
     assert asyncio.run(open_close(settings)) == first  # second start applies nothing new
     with pytest.raises(RuntimeError, match=r"vector\(64\) but EMBEDDING_DIMENSIONS is 128"):
-        asyncio.run(open_close(dataclasses.replace(settings, embedding_dimensions=128)))
+        asyncio.run(open_close(settings.model_copy(update={"embedding_dimensions": 128})))
 
 
 def stop_immediately(server) -> None:
@@ -183,14 +179,12 @@ def test_health_check_reports_503_while_the_database_is_down_and_recovers(make_s
             conn.execute("CREATE DATABASE health")
         settings = make_settings(database_url=server.get_uri("health"))
         with serve_app(settings) as app:
-            healthy = httpx.get(app.base_url + "/healthz", timeout=30)
+            healthy = app.client.get("/healthz")
             stop_immediately(server)
-            down = httpx.get(app.base_url + "/healthz", timeout=30)
-            chat = httpx.post(
-                app.base_url + "/chat", json={"messages": [{"role": "user", "content": "hi"}]}, timeout=30
-            )
+            down = app.client.get("/healthz")
+            chat = app.client.post("/chat", json={"messages": [{"role": "user", "content": "hi"}]})
             server.ensure_postgres_running()
-            recovered = httpx.get(app.base_url + "/healthz", timeout=30)
+            recovered = app.client.get("/healthz")
 
     assert healthy.status_code == 200 and healthy.json()["database"]["status"] == "ok"
     assert down.status_code == 503 and down.json()["database"]["status"] == "unreachable"
@@ -238,11 +232,11 @@ def test_connections_that_died_while_idle_are_replaced_without_failing_a_request
             conn.execute("CREATE DATABASE restart")
         settings = make_settings(database_url=server.get_uri("restart"), db_pool_min_size=3)
         with serve_app(settings) as app:
-            before = httpx.get(app.base_url + "/healthz", timeout=30)
+            before = app.client.get("/healthz")
             pg_ctl(["-w", "-m", "immediate", "restart"], pgdata=server.pgdata, user=server.system_user)
             search = {"q": "parking", "retrieval_mode": "text"}
-            after = [httpx.get(app.base_url + "/api/search", params=search, timeout=30) for _ in range(3)]
-            health = httpx.get(app.base_url + "/healthz", timeout=30)
+            after = [app.client.get("/api/search", params=search) for _ in range(3)]
+            health = app.client.get("/healthz")
 
     assert before.status_code == 200
     assert [response.status_code for response in after] == [200, 200, 200], after[0].text

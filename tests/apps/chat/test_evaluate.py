@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from apps.chat import evaluate
+from apps.chat import citations, evaluate
+from apps.chat.app import create_app
 from apps.chat.evaluate import Case, EvaluationInputError, load_cases
 
 from .conftest import ingest
@@ -284,15 +285,26 @@ def clean_environment(monkeypatch):
     return monkeypatch
 
 
+@pytest.fixture
+def local_app_with(monkeypatch):
+    """`local_app_with(settings)`: evaluate without --url then runs the app with these settings, in
+    this process (instead of the app the environment configures)."""
+
+    def use(settings) -> None:
+        monkeypatch.setattr(evaluate, "local_app", lambda: create_app(settings))
+
+    return use
+
+
 def read_results(out_dir: Path) -> tuple[list[dict], dict]:
     results = [json.loads(line) for line in (out_dir / "results.jsonl").read_text().splitlines()]
     return results, json.loads((out_dir / "summary.json").read_text())
 
 
-def test_evaluate_a_running_app_by_url(chat_app, qa_file, tmp_path, clean_environment, capsys):
+def test_evaluate_a_running_app_by_url(served_chat_app, qa_file, tmp_path, clean_environment, capsys):
     out_dir = tmp_path / "out"
 
-    assert evaluate.main([str(qa_file), "--url", chat_app.base_url, "--out", str(out_dir)]) == 0
+    assert evaluate.main([str(qa_file), "--url", served_chat_app.base_url, "--out", str(out_dir)]) == 0
 
     results, summary = read_results(out_dir)
     assert [result["source_rank"] for result in results] == [1, 1, 1]
@@ -302,11 +314,11 @@ def test_evaluate_a_running_app_by_url(chat_app, qa_file, tmp_path, clean_enviro
     assert summary["retrieval"]["mean_reciprocal_rank"] == 1.0
     assert summary["answers"]["judge"] == "not configured"
     assert "Results written to" in capsys.readouterr().out
-    assert (out_dir / "summary.txt").read_text().startswith(f"Evaluation of {chat_app.base_url}")
+    assert (out_dir / "summary.txt").read_text().startswith(f"Evaluation of {served_chat_app.base_url}")
 
 
 def test_the_configured_model_judges_groundedness_and_relevance(
-    chat_app, fake_openai, qa_file, tmp_path, clean_environment
+    chat_app, fake_openai, qa_file, tmp_path, clean_environment, local_app_with
 ):
     def judge_or_answer(messages):
         prompt = messages[-1]["content"]
@@ -317,8 +329,9 @@ def test_the_configured_model_judges_groundedness_and_relevance(
     fake_openai.state.reply = judge_or_answer
     clean_environment.setenv("OPENAI_BASE_URL", fake_openai.base_url)
     clean_environment.setenv("CHAT_MODEL", "judge-model")
+    local_app_with(chat_app.settings)
 
-    assert evaluate.main([str(qa_file), "--url", chat_app.base_url, "--out", str(tmp_path / "out")]) == 0
+    assert evaluate.main([str(qa_file), "--out", str(tmp_path / "out")]) == 0
 
     results, summary = read_results(tmp_path / "out")
     assert [(result["groundedness"], result["relevance"]) for result in results] == [(5, 3)] * 3
@@ -346,10 +359,13 @@ def test_evaluate_runs_the_local_app_in_process_by_default(chat_app, fake_openai
     assert summary["answers"]["judge"] == "not configured"
 
 
-def test_app_errors_are_recorded_per_question(chat_app, fake_openai, qa_file, tmp_path, clean_environment):
+def test_app_errors_are_recorded_per_question(
+    chat_app, fake_openai, qa_file, tmp_path, clean_environment, local_app_with
+):
     fake_openai.fail_next(500, times=100, retry_after="0")
+    local_app_with(chat_app.settings)
 
-    assert evaluate.main([str(qa_file), "--url", chat_app.base_url, "--out", str(tmp_path / "out")]) == 1
+    assert evaluate.main([str(qa_file), "--out", str(tmp_path / "out")]) == 1
 
     results, summary = read_results(tmp_path / "out")
     assert all(result["error"].startswith("RuntimeError: HTTP 503:") for result in results)
@@ -367,19 +383,20 @@ def test_the_shipped_ground_truth_cites_only_bundled_sample_documents():
     bundled = {path.name for path in BUNDLED_SAMPLE_DOCS.iterdir()}
     assert len(cases) >= 10
     for case in cases:
-        sources = evaluate.cited_sources(case.truth)
+        sources = citations.bracketed(case.truth)
         assert sources, f"line {case.line}: the truth cites no source"
-        assert {evaluate.split_source(source)[0] for source in sources} <= bundled, f"line {case.line}"
+        assert {citations.split_citation(source)[0] for source in sources} <= bundled, f"line {case.line}"
 
 
 @pytest.mark.parametrize("model", ["fake model", "no model"])
 def test_the_shipped_ground_truth_finds_its_sources_in_the_sample_corpus(
-    make_settings, serve_app, fake_openai, tmp_path, clean_environment, model
+    make_settings, fake_openai, tmp_path, clean_environment, local_app_with, model
 ):
     settings = make_settings() if model == "fake model" else make_settings(openai_base_url=None)
     asyncio.run(ingest(settings, [BUNDLED_SAMPLE_DOCS]))
-    with serve_app(settings) as running:
-        assert evaluate.main([str(SHIPPED_GROUND_TRUTH), "--url", running.base_url, "--out", str(tmp_path)]) == 0
+    local_app_with(settings)
+
+    assert evaluate.main([str(SHIPPED_GROUND_TRUTH), "--out", str(tmp_path)]) == 0
 
     results, summary = read_results(tmp_path)
     assert summary["errors"] == 0

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import psycopg
 import pytest
 
+from apps.chat import ingest as ingest_module
 from apps.chat.ingest import AccessList
 
 from .conftest import CORPUS, ingest
@@ -116,6 +118,38 @@ def test_access_list_change_updates_permissions_without_reembedding(
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT allowed_user_ids, allowed_group_ids FROM documents").fetchone()
     assert row == (["user-1"], ["group-9"])
+
+
+def test_files_are_found_read_and_parsed_in_worker_threads_not_on_the_event_loop(
+    make_settings, corpus_dir, monkeypatch
+):
+    """The web app ingests its sample corpus while it serves: blocking file work must leave its event loop free."""
+    calls: list[tuple[str, bool]] = []  # (what, whether it ran on the event loop)
+    for owner, name in [(ingest_module, "find_source_files"), (Path, "read_bytes"), (ingest_module, "parse_document")]:
+        record_calls(monkeypatch, owner, name, calls)
+
+    report = asyncio.run(ingest(make_settings(), [corpus_dir]))
+
+    assert len(report.added) == len(CORPUS)
+    assert {name for name, _ in calls} == {"find_source_files", "read_bytes", "parse_document"}
+    assert [name for name, on_the_loop in calls if on_the_loop] == []
+
+
+def record_calls(monkeypatch, owner, name: str, calls: list[tuple[str, bool]]) -> None:
+    original = getattr(owner, name)
+
+    def recording(*args, **kwargs):
+        calls.append((name, running_event_loop() is not None))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, recording)
+
+
+def running_event_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def make_pdf(page_texts: list[str]) -> bytes:

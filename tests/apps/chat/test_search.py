@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 
 import httpx
 import pytest
@@ -21,7 +20,7 @@ QUESTIONS = {
 
 
 def search(app, q: str, **params) -> httpx.Response:
-    return httpx.get(f"{app.base_url}/api/search", params={"q": q, **params}, timeout=30)
+    return app.client.get("/api/search", params={"q": q, **params})
 
 
 @pytest.mark.parametrize("mode", ["hybrid", "vectors", "text"])
@@ -55,13 +54,12 @@ def test_hybrid_scores_a_chunk_found_by_both_sides_higher_than_one_side_can(chat
 
 def test_top_and_minimum_score_limit_results(chat_app):
     assert len(search(chat_app, "the", top=1, retrieval_mode="vectors").json()["results"]) == 1
-    response = httpx.post(
-        f"{chat_app.base_url}/chat",
+    response = chat_app.client.post(
+        "/chat",
         json={
             "messages": [{"role": "user", "content": "vacation days"}],
             "context": {"overrides": {"minimum_score": 0.0325, "top": 10}},
         },
-        timeout=30,
     )
     data_points = response.json()["context"]["data_points"]["text"]
     assert len(data_points) == 1  # only a chunk ranked first on both sides (2/61) passes 0.0325
@@ -81,7 +79,7 @@ def test_stopword_only_query_returns_no_text_results(chat_app):
 def test_each_kind_of_search_is_planned_once_per_connection(chat_app):
     """Planning the hybrid query costs more than running it, so each connection prepares one
     statement per retrieval mode and PostgreSQL reuses its generic plan (no planning per request)."""
-    settings = dataclasses.replace(chat_app.settings, db_pool_min_size=1, db_pool_max_size=1)
+    settings = chat_app.settings.model_copy(update={"db_pool_min_size": 1, "db_pool_max_size": 1})
     see_all = AccessFilter(see_all=True, unrestricted_visible=True, user_ids=[], group_ids=[])
     embedding = [1.0] + [0.0] * (settings.embedding_dimensions - 1)
 

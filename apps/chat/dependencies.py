@@ -1,0 +1,109 @@
+"""What the routes need, as FastAPI dependencies: the app's services, the caller, the checked request.
+
+Routes declare them with Depends, so a test can replace any of them (`app.dependency_overrides`).
+They are `async def` so that FastAPI runs them on the event loop, not in its thread pool.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from pydantic import ValidationError
+
+from .access import AuthenticationError, Caller, caller_from_headers
+from .chat import ChatService
+from .errors import ApiError, describe_validation_errors
+from .protocol import ChatRequest, RequestLimitError, check_limits
+from .services import AppServices
+from .settings import Settings
+
+
+async def app_services(request: Request) -> AppServices:
+    """The services create_app built for this app."""
+    return request.app.state.services
+
+
+Services = Annotated[AppServices, Depends(app_services)]
+
+
+async def app_settings(services: Services) -> Settings:
+    return services.settings
+
+
+AppSettings = Annotated[Settings, Depends(app_settings)]
+
+
+async def chat_service(services: Services) -> ChatService:
+    return services.chat
+
+
+Chat = Annotated[ChatService, Depends(chat_service)]
+
+
+async def current_caller(request: Request, settings: AppSettings) -> Caller:
+    """Who is asking (anonymous unless AUTH_MODE=app_service); 401 when they must sign in."""
+    try:
+        return caller_from_headers(request.headers, settings)
+    except AuthenticationError as error:
+        raise ApiError(401, str(error)) from error
+
+
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
+
+
+async def chat_request(request: Request, settings: AppSettings) -> ChatRequest:
+    """The body of a chat request, read within MAX_REQUEST_BYTES, parsed and checked; 400 or 413 naming
+    the problem. Read by hand rather than declared as a body parameter so that an oversized body is
+    refused before it is all in memory."""
+    body = await _read_body(request, settings.max_request_bytes)
+    if not body.strip():
+        raise ApiError(400, "request body is empty; send a JSON object with 'messages'")
+    try:
+        payload = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ApiError(400, f"request body is not valid JSON: {error}") from error
+    if not isinstance(payload, dict):
+        raise ApiError(400, "request body must be a JSON object with 'messages'")
+    try:
+        checked = ChatRequest.model_validate(payload)
+        check_limits(checked, settings)
+    except ValidationError as error:
+        raise ApiError(400, describe_validation_errors(error.errors())) from error
+    except RequestLimitError as error:
+        raise ApiError(400, str(error)) from error
+    return checked
+
+
+CheckedChatRequest = Annotated[ChatRequest, Depends(chat_request)]
+
+
+async def _read_body(request: Request, max_bytes: int) -> bytearray:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise ApiError(413, f"request body is {declared} bytes (at most {max_bytes})")
+    body = bytearray()
+    async for part in request.stream():
+        body += part
+        if len(body) > max_bytes:
+            raise ApiError(413, f"request body is larger than {max_bytes} bytes")
+    return body
+
+
+async def search_top(
+    settings: AppSettings,
+    top: Annotated[
+        int | None, Query(ge=1, description="how many results (default SEARCH_TOP, at most MAX_TOP)")
+    ] = None,
+) -> int:
+    """The `top` of a search. Its default and limit are settings, which a route's own Query() cannot
+    read, so they are applied here, with the message the Query() limit would have given."""
+    if top is None:
+        return settings.search_top
+    if top > settings.max_top:
+        raise ApiError(400, f"invalid request: top: Input should be less than or equal to {settings.max_top}")
+    return top
+
+
+SearchTop = Annotated[int, Depends(search_top)]

@@ -1,0 +1,88 @@
+"""The HTTP endpoints: the chat protocol, search, health and the web page.
+
+Each route gets what it needs through dependencies (dependencies.py); errors are raised and answered
+by the handlers in errors.py. The README next to this file describes every endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
+
+from . import protocol
+from .dependencies import Chat, CheckedChatRequest, CurrentCaller, SearchTop, Services
+from .errors import ApiError
+from .model_client import ModelError
+from .protocol import Overrides
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).parent / "static"
+PLACEHOLDER_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Chat</title></head>
+<body><h1>Chat API</h1><p>The web page is not installed. Use <code>POST /chat</code>.</p></body></html>"""
+
+router = APIRouter()
+
+
+@router.post("/chat")
+async def chat(chat_request: CheckedChatRequest, caller: CurrentCaller, chat: Chat) -> JSONResponse:
+    return JSONResponse(await chat.answer(chat_request, caller))
+
+
+@router.post("/chat/stream")
+async def chat_stream(chat_request: CheckedChatRequest, caller: CurrentCaller, chat: Chat) -> StreamingResponse:
+    # Opened before the response starts, so that a model that cannot answer still gets its error status.
+    chunks = await chat.open_stream(chat_request, caller)
+    return StreamingResponse(_json_lines(chunks), media_type="application/x-ndjson")
+
+
+@router.get("/api/search")
+async def search(
+    q: Annotated[str, Query(min_length=1, max_length=1000, description="search text")],
+    top: SearchTop,
+    caller: CurrentCaller,
+    chat: Chat,
+    retrieval_mode: Annotated[str, Query(pattern="^(hybrid|vectors|text)$")] = "hybrid",
+) -> JSONResponse:
+    if not q.strip():
+        raise ApiError(400, "q: must not be blank")
+    results, mode = await chat.search(q, caller, Overrides(top=top, retrieval_mode=retrieval_mode))
+    return JSONResponse(protocol.search_body(q, mode, results))
+
+
+@router.get("/healthz")
+async def healthz(services: Services) -> JSONResponse:
+    database = await services.database.status()
+    healthy = database["status"] == "ok"
+    body = protocol.health_body(healthy, database, model_configured=services.model is not None)
+    return JSONResponse(body, status_code=200 if healthy else 503)
+
+
+@router.get("/", include_in_schema=False)
+async def index() -> Response:
+    page = STATIC_DIR / "index.html"
+    return FileResponse(page) if page.is_file() else HTMLResponse(PLACEHOLDER_PAGE)
+
+
+async def _json_lines(chunks: AsyncIterator[dict[str, Any]]) -> AsyncIterator[bytes]:
+    """One JSON object per line. If the client disconnects, Starlette cancels this generator and the
+    `finally` below closes the chunk iterator, which closes the upstream model request."""
+    try:
+        async for chunk in chunks:
+            yield _json_line(chunk)
+    except ModelError as error:
+        yield _json_line(protocol.error_body(str(error)))
+    except Exception:
+        log.exception("streaming failed")
+        yield _json_line(protocol.error_body("the answer stream failed; the details are in the server log"))
+    finally:
+        await chunks.aclose()
+
+
+def _json_line(body: dict[str, Any]) -> bytes:
+    return (json.dumps(body, ensure_ascii=False) + "\n").encode()
