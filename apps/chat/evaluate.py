@@ -366,7 +366,9 @@ async def model_judge(wanted: bool) -> AsyncIterator[tuple[Judge | None, str | N
         return
 
     async def judge(prompt: str) -> str:
-        return await client.complete([{"role": "user", "content": prompt}], temperature=0)
+        # No temperature: the reasoning models the stacks deploy (gpt-5 family) accept only their default
+        # and answer 400 to temperature=0.
+        return await client.complete([{"role": "user", "content": prompt}])
 
     try:
         yield judge, settings.chat_model

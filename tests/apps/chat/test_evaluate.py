@@ -401,3 +401,16 @@ def test_the_shipped_ground_truth_finds_its_sources_in_the_sample_corpus(
     results, summary = read_results(tmp_path)
     assert summary["errors"] == 0
     assert summary["retrieval"]["source_found_rate"] == 1.0, [r["question"] for r in results if not r["source_found"]]
+
+
+def test_the_judge_sends_no_temperature_which_the_deployed_reasoning_models_refuse(fake_openai, monkeypatch):
+    # gpt-5 family deployments accept only their default temperature and answer 400 to temperature=0.
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+
+    async def judge_once():
+        async with evaluate.model_judge(True) as (judge, _model):
+            return await judge("Is the answer grounded? Reply yes or no.")
+
+    asyncio.run(judge_once())
+    [request] = fake_openai.requests_to("/chat/completions")
+    assert "temperature" not in request.body
