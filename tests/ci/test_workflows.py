@@ -306,9 +306,15 @@ case "$3" in
 esac
 """
 STUB_AZ = """#!/usr/bin/env bash
-# `az container show ... --output tsv` (state and exit code) and `az container logs`
+# `az container show ... --output tsv` (state, exit code, finish time) answers the next line of $STUB_POLLS
+# (the last line again once they are used up); `az container logs` prints a log line.
 case "$1 $2" in
-  "container show") printf '%s\\t%s\\n' "$STUB_STATE" "$STUB_EXIT_CODE" ;;
+  "container show")
+    count=$(cat "$STUB_POLLS.count" 2>/dev/null || echo 0)
+    total=$(wc -l < "$STUB_POLLS")
+    line=$(( count < total ? count + 1 : total ))
+    echo $((count + 1)) > "$STUB_POLLS.count"
+    sed -n "${line}p" "$STUB_POLLS" ;;
   "container logs") echo "ingested 12 documents" ;;
   *) exit 2 ;;
 esac
@@ -326,14 +332,16 @@ def ingestion_wait(tmp_path):
         (stubs / name).write_text(text)
         (stubs / name).chmod(0o755)
 
-    def run(*, state="Terminated", exit_code="0", ingestion=True, timeout_minutes="30"):
+    def run(*, state="Terminated", exit_code="0", ingestion=True, timeout_minutes="30", polls=None):
+        answers = tmp_path / "polls.tsv"
+        answers.write_text("".join("\t".join(poll) + "\n" for poll in polls or [(state, exit_code, "T1")]))
+        (tmp_path / "polls.tsv.count").unlink(missing_ok=True)
         env = {
             "PATH": f"{stubs}:/usr/bin:/bin",
             "STACK": "dev",
             "INGESTION_TIMEOUT_MINUTES": timeout_minutes,
             "INGESTION_POLL_SECONDS": "0",
-            "STUB_STATE": state,
-            "STUB_EXIT_CODE": exit_code,
+            "STUB_POLLS": str(answers),
             "STUB_INGESTION": "yes" if ingestion else "",
         }
         # GitHub runs a `run:` script with `bash -e`.
@@ -351,6 +359,12 @@ def test_the_ingestion_wait_fails_the_deployment_when_the_job_exits_non_zero(ing
 def test_the_ingestion_wait_passes_when_the_job_exits_zero(ingestion_wait):
     result = ingestion_wait(exit_code="0")
     assert result.returncode == 0 and "ingested 12 documents" in result.stdout
+
+
+def test_the_ingestion_wait_ignores_the_run_that_the_diagnostic_setting_restart_killed(ingestion_wait):
+    killed, rerun, done = ("Terminated", "137", "T1"), ("Running", "", ""), ("Terminated", "0", "T2")
+    result = ingestion_wait(polls=[killed, rerun, done])
+    assert result.returncode == 0 and "finished (exit code 0)" in result.stdout
 
 
 def test_the_ingestion_wait_gives_up_at_its_time_limit(ingestion_wait):

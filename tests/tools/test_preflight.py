@@ -249,6 +249,16 @@ def test_a_soft_deleted_resource_holding_a_name_the_stack_uses_fails(
     assert outcome.status == 1
 
 
+def test_a_name_the_stack_uses_can_always_be_left_behind_by_a_new_incarnation(preflight, stand_in):
+    # After a destroy that stopped part-way the incarnation is still in state; replacing it renames everything.
+    stand_in.answer(DELETED_VAULTS, VARIANTS / "deleted-key-vaults-current-name.json")
+    [row] = preflight("dev", *deployed()).with_verdict("FAIL")
+    assert (
+        "pulumi up --replace 'urn:pulumi:dev::aichat::random:index/randomString:RandomString::incarnation'"
+        in (row["remedy"])
+    )
+
+
 def test_a_purge_protected_vault_is_only_offered_recovery(preflight, stand_in):
     stand_in.answer(DELETED_VAULTS, VARIANTS / "deleted-key-vaults-current-name.json")
     row = preflight("dev", *deployed()).row("soft-deleted names", "kv-aichat-dev-5e6f7a")

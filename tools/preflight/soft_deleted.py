@@ -76,15 +76,15 @@ def _rows_of(kind: DeletedKind, config: StackConfig, arm: Arm, outputs: StackOut
     if not ours:
         detail = f"no soft-deleted {kind.label} holds a name of this stack ({', '.join(p + '*' for p in prefixes)})"
         return [Row(CHECK, f"{kind.label}s", Verdict.PASS, detail)]
-    return [_row(kind, deleted, outputs) for deleted in ours]
+    return [_row(kind, deleted, outputs, config.stack) for deleted in ours]
 
 
-def _row(kind: DeletedKind, deleted: SoftDeleted, outputs: StackOutputs) -> Row:
+def _row(kind: DeletedKind, deleted: SoftDeleted, outputs: StackOutputs, stack: str) -> Row:
     until = f"until {deleted.purge_date}" if deleted.purge_date else "until it is purged"
     purge = None if deleted.purge_protected else kind.purge(deleted)
     if deleted.name.lower() in {name.lower() for name in outputs.names_in_use}:
         detail = f"pulumi up would recreate {deleted.name} but a soft-deleted {kind.label} holds it {until}"
-        return Row(CHECK, deleted.name, Verdict.FAIL, detail, _remedy(kind.recover(deleted), purge))
+        return Row(CHECK, deleted.name, Verdict.FAIL, detail, _remedy(stack, kind.recover(deleted), purge))
     release = f"purge to release it: {purge}" if purge else f"purge protection is on: Azure releases it {until}"
     detail = (
         f"soft-deleted {kind.label} from an earlier incarnation of this stack does not block (names are per "
@@ -93,10 +93,17 @@ def _row(kind: DeletedKind, deleted: SoftDeleted, outputs: StackOutputs) -> Row:
     return Row(CHECK, deleted.name, Verdict.PASS, detail)
 
 
-def _remedy(recover: str | None, purge: str | None) -> str:
-    choices = []
+# A destroy that stopped part-way leaves the stack's incarnation in its state, so `pulumi up` would reuse the
+# names; replacing the incarnation gives every global name a new suffix (components/context.py).
+def _new_incarnation(stack: str) -> str:
+    urn = f"urn:pulumi:{stack}::aichat::random:index/randomString:RandomString::incarnation"
+    return f"start a new incarnation with new names: pulumi up --replace '{urn}'"
+
+
+def _remedy(stack: str, recover: str | None, purge: str | None) -> str:
+    choices = [_new_incarnation(stack)]
     if recover:
         choices.append(f"restore it: {recover}, then `pulumi refresh`")
     if purge:
         choices.append(f"purge it (its data is lost): {purge}")
-    return " or ".join(choices) or "wait until Azure purges it"
+    return " or ".join(choices)
