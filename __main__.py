@@ -2,7 +2,8 @@
 
 Read top to bottom, this is the architecture picture in the README (docs/architecture.md explains the layers):
 config first, then the resource group and the workspace every later resource sends its diagnostics to, the
-network, the data services behind private endpoints, the AI gateway, and the app that ties them together.
+network and the way out of it (egress), the data services behind private endpoints, the AI gateway, the app
+that ties them together, and the way in to it (ingress; docs/network.md).
 Each component gets the shared StackContext (naming, tags, tenant) and its own section of the config.
 """
 
@@ -13,9 +14,11 @@ from components.app_service import ChatWebApp, ChatWebAppArgs
 from components.build_agents import BuildAgents, BuildAgentsArgs
 from components.config import load_stack_config
 from components.context import StackContext
+from components.egress import Egress, EgressArgs
 from components.gateway import AiGateway, AiGatewayArgs
 from components.identity import Identities, IdentitiesArgs
 from components.ingestion_job import IngestionJob, IngestionJobArgs
+from components.ingress import Ingress, IngressArgs
 from components.key_vault import KeyVault, KeyVaultArgs
 from components.network import Network, NetworkArgs
 from components.observability import Observability, ObservabilityArgs
@@ -35,7 +38,28 @@ context = StackContext.for_current_deployment(config)
 resource_group_name = ResourceGroup("group", ResourceGroupArgs(context)).resource_group_name
 observability = Observability("observability", ObservabilityArgs(context, config.observability, resource_group_name))
 network = Network(
-    "network", NetworkArgs(context, config.network, resource_group_name, workspace_id=observability.workspace_id)
+    "network",
+    NetworkArgs(
+        context,
+        config.network,
+        resource_group_name,
+        workspace_id=observability.workspace_id,
+        egress_through_firewall=config.egress.through_firewall,
+    ),
+)
+# The way out: Azure Firewall and the routes to it (egress mode firewall), or nothing (default outbound access).
+# Workloads that egress wait for `egress.ready`, so their first calls find the routes and rules in place.
+egress = Egress(
+    "egress",
+    EgressArgs(
+        context,
+        config.egress,
+        resource_group_name,
+        workspace_id=observability.workspace_id,
+        subnet_blocks=config.network.subnets,
+        firewall_subnet_id=network.subnet_ids.get("firewall"),
+        route_table_names=network.route_table_names,
+    ),
 )
 dns = PrivateDnsZones(
     "dns",
@@ -59,6 +83,8 @@ key_vault = KeyVault(
         # deployment slot shares them and they can be rotated (docs/operating.md).
         generated_secrets={"auth-encryption-key": 32, "auth-signing-key": 32},
         secret_reader_principal_id=app_identity.principal_id,
+        # The ingress gateway reads its TLS certificate from this vault (docs/network.md, "The certificate").
+        trusted_services_bypass=config.ingress.through_gateway,
     ),
 )
 registry = ContainerRegistry(
@@ -80,6 +106,7 @@ build_agents = BuildAgents(
         resource_group_name,
         registry.registry_name,
         network.subnet_ids["buildAgents"],
+        depends_on=egress.ready,
     ),
 )
 postgres = PostgresDatabase(
@@ -110,6 +137,7 @@ gateway = AiGateway(
         app_insights_connection_string=observability.app_insights_connection_string,
         accounts=openai.accounts,
         caller_client_ids=[identities[workload].client_id for workload in config.workloads],
+        depends_on=egress.ready,
     ),
 )
 chat = ChatWebApp(
@@ -134,6 +162,26 @@ chat = ChatWebApp(
             "CHAT_MODEL": config.openai.chat_model.deployment_name,
             "EMBEDDING_MODEL": config.openai.embedding_model.deployment_name,
         },
+        # Behind the ingress gateway: public access off, a private endpoint for the gateway to reach.
+        behind_gateway=config.ingress.through_gateway,
+        private_access=private_access,
+        depends_on=egress.ready,
+    ),
+)
+# The way in: the web app's own endpoint (ingress mode public), or Application Gateway WAF_v2 in front of it.
+ingress = Ingress(
+    "ingress",
+    IngressArgs(
+        context,
+        config.ingress,
+        resource_group_name,
+        workspace_id=observability.workspace_id,
+        app_url=chat.url,
+        backend_host_name=chat.default_host_name,
+        health_check_path=config.app_service.health_check_path,
+        subnet_id=network.subnet_ids.get("applicationGateway"),
+        key_vault_id=key_vault.vault_id,
+        depends_on=[*key_vault.reachable, *chat.reachable_privately],
     ),
 )
 
@@ -153,13 +201,20 @@ if config.ingestion.enabled:
             postgres_database=postgres.database_name,
             openai_endpoint=gateway.gateway_url,
             app_settings={"EMBEDDING_MODEL": config.openai.embedding_model.deployment_name},
-            depends_on=[registry, postgres, gateway],
+            depends_on=[registry, postgres, gateway, *egress.ready],
         ),
     )
     pulumi.export("ingestionJobName", ingestion.container_group_name)
 
 pulumi.export("resourceGroupName", resource_group_name)
-pulumi.export("appUrl", chat.url)
+pulumi.export("appUrl", ingress.url)
+if ingress.public_ip is not None:
+    # Point the host name's DNS at these (docs/network.md, "Custom domain").
+    pulumi.export("ingressPublicIp", ingress.public_ip)
+    pulumi.export("ingressFqdn", ingress.fqdn)
+if egress.public_ip is not None:
+    # The one address all egress leaves from, for partners' allow-lists.
+    pulumi.export("egressPublicIp", egress.public_ip)
 # The image the app (and the ingestion job) runs; pull request previews keep it, so they show only their own changes.
 pulumi.export("appImage", config.app_service.image)
 pulumi.export("registryLoginServer", registry.login_server)

@@ -16,12 +16,20 @@ from components.config import AppServiceConfig
 from components.context import StackContext
 from components.diagnostics import send_to_workspace
 from components.identity import WorkloadIdentity
+from components.private_endpoint import WEB_APP, PrivateAccess, private_endpoint
 
 # The port the container listens on (apps/chat/Dockerfile reads $PORT).
 CONTAINER_PORT = "8000"
 # App Service authentication reads the client assertion from the identity this setting names
 # (the app registration's federated credential) instead of a client secret.
 MANAGED_IDENTITY_ASSERTION_SETTING = "OVERRIDE_USE_MI_FIC_ASSERTION_CLIENTID"
+# Behind Application Gateway, requests arrive with the app's own host name (the gateway overrides it so that
+# App Service routes them) and the host the user typed in X-Original-Host, one of the headers the gateway adds
+# (application-gateway/how-application-gateway-works.md, "Modifications to the request"). App Service
+# authentication builds its sign-in redirects from this header when told to (app-service/
+# overview-app-gateway-integration.md, "Authentication": forwardProxy convention Custom).
+GATEWAY_HOST_HEADER = "X-Original-Host"
+GATEWAY_PROTO_HEADER = "X-Forwarded-Proto"
 
 
 def key_vault_reference(secret_uri: pulumi.Input[str]) -> pulumi.Output[str]:
@@ -50,6 +58,13 @@ class ChatWebAppArgs:
     # a reference that fails at start is used as its literal text and retried only about once a day
     # (app-service/app-service-key-vault-references.md).
     secret_settings_ready: Sequence[pulumi.Resource] = field(default_factory=list)
+    # aichat:ingress.mode applicationGateway: public network access off for the site and its SCM site, a
+    # private endpoint (group `sites`) in `private_access`'s subnet for the gateway to reach it, and sign-in
+    # redirects built from the gateway's host name. False: the site takes internet traffic behind sign-in.
+    behind_gateway: bool = False
+    private_access: PrivateAccess | None = None  # where the private endpoint goes (behind_gateway only)
+    # What must exist before the app first starts (egress routes and firewall rules, for example).
+    depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
 
 
 def keyless_database_settings(
@@ -85,11 +100,16 @@ class ChatWebApp(pulumi.ComponentResource):
     url: pulumi.Output[str]
     web_app_id: pulumi.Output[str]
     default_host_name: pulumi.Output[str]
+    # Behind the gateway: the site's private endpoint and its DNS records, which the gateway's backend
+    # resolves (it caches DNS answers, so it must come after them); empty otherwise.
+    reachable_privately: list[pulumi.Resource]
 
     def __init__(self, name: str, args: ChatWebAppArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aichat:app:ChatWebApp", name, None, opts)
         context = args.context
         settings = args.settings
+        if args.behind_gateway and args.private_access is None:
+            raise ValueError(f"{name}: behind_gateway needs private_access (where the site's private endpoint goes)")
         plan = web.AppServicePlan(
             f"{name}-plan",
             name=context.name("asp"),
@@ -117,6 +137,12 @@ class ChatWebApp(pulumi.ComponentResource):
             virtual_network_subnet_id=args.integration_subnet_id,
             # Everything the app sends, and every image pull, goes through the VNet to private endpoints.
             outbound_vnet_routing=web.OutboundVnetRoutingArgs(application_traffic=True, image_pull_traffic=True),
+            # Behind the gateway nothing reaches the site from the internet: "app access" off applies to the main
+            # site and the SCM (Kudu) site alike (app-service/overview-access-restrictions.md, "App access"); the
+            # private endpoint is the only way in. Session affinity then follows the gateway's host name
+            # (overview-app-gateway-integration.md, "Session affinity").
+            public_network_access="Disabled" if args.behind_gateway else None,
+            client_affinity_proxy_enabled=True if args.behind_gateway else None,
             site_config=web.SiteConfigArgs(
                 linux_fx_version=image,
                 acr_use_managed_identity_creds=True,
@@ -128,10 +154,30 @@ class ChatWebApp(pulumi.ComponentResource):
                 ftps_state="Disabled",
                 health_check_path=settings.health_check_path,
                 app_settings=[web.NameValuePairArgs(name=key, value=value) for key, value in app_settings.items()],
+                # Belt and braces behind the gateway, as Microsoft's baseline does (web-app.bicep sets public access
+                # off in siteConfig too); were public access turned on again, no rule lets anyone in. Traffic
+                # through the private endpoint skips access restrictions (overview-private-endpoint.md).
+                public_network_access="Disabled" if args.behind_gateway else None,
+                ip_security_restrictions_default_action="Deny" if args.behind_gateway else None,
+                scm_ip_security_restrictions_default_action="Deny" if args.behind_gateway else None,
             ),
             tags=dict(context.tags),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.secret_settings_ready)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.secret_settings_ready, *args.depends_on]),
         )
+        self.reachable_privately = []
+        if args.behind_gateway and args.private_access is not None:
+            connection = private_endpoint(
+                f"{name}-site",
+                target=WEB_APP,
+                service_id=site.id,
+                subnet_id=args.private_access.subnet_id,
+                resource_group_name=args.resource_group_name,
+                location=context.location,
+                dns_zone_ids=args.private_access.dns_zone_ids,
+                tags=context.tags,
+                parent=self,
+            )
+            self.reachable_privately = connection.resources
         self._require_sign_in(name, site, args)
         # Basic (user/password) publishing credentials off for FTP and for the SCM (Kudu) site.
         for publishing_policy, channel in ((web.WebAppFtpAllowed, "ftp"), (web.WebAppScmAllowed, "scm")):
@@ -167,6 +213,9 @@ class ChatWebApp(pulumi.ComponentResource):
                 require_authentication=True,
                 unauthenticated_client_action="RedirectToLoginPage",
                 redirect_to_provider="azureactivedirectory",
+                # The gateway's health probe carries no sign-in: it must reach the app's health path itself,
+                # or it would only ever see the redirect to the sign-in page. The path answers with status only.
+                excluded_paths=[args.settings.health_check_path] if args.behind_gateway else None,
             ),
             identity_providers=web.IdentityProvidersArgs(
                 azure_active_directory=web.AzureActiveDirectoryArgs(
@@ -179,6 +228,17 @@ class ChatWebApp(pulumi.ComponentResource):
                 )
             ),
             login=web.LoginArgs(token_store=web.TokenStoreArgs(enabled=True)),
-            http_settings=web.HttpSettingsArgs(require_https=True),
+            http_settings=web.HttpSettingsArgs(require_https=True, forward_proxy=_forward_proxy(args)),
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+
+def _forward_proxy(args: ChatWebAppArgs) -> web.ForwardProxyArgs | None:
+    """Behind the gateway, sign-in redirects (and the redirect URI Entra checks) use the host the user opened."""
+    if not args.behind_gateway:
+        return None
+    return web.ForwardProxyArgs(
+        convention=web.ForwardProxyConvention.CUSTOM,
+        custom_host_header_name=GATEWAY_HOST_HEADER,
+        custom_proto_header_name=GATEWAY_PROTO_HEADER,
+    )

@@ -11,6 +11,7 @@ elsewhere (their agent's public address is let through the registry firewall); p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -30,6 +31,8 @@ class BuildAgentsArgs:
     resource_group_name: pulumi.Input[str]
     registry_name: pulumi.Input[str]
     subnet_id: pulumi.Input[str]
+    # What must exist before the agents start: with egress through the firewall, its route and rules.
+    depends_on: Sequence[pulumi.Resource] = ()
 
 
 class BuildAgents(pulumi.ComponentResource):
@@ -55,7 +58,7 @@ class BuildAgents(pulumi.ComponentResource):
                 count=settings.count,
                 virtual_network_subnet_resource_id=args.subnet_id,
                 tags=dict(args.context.tags),
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
             )
             self.agent_pool_name = pool.name
         self.register_outputs({"registry_name": self.registry_name, "agent_pool_name": self.agent_pool_name})

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, get_args
 import pulumi
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -314,19 +315,34 @@ class SubnetSpec:
 
 # Sizes: App Service integration wants /26 (Microsoft's recommendation, room to scale out);
 # API Management classic tiers need room for instances and updates; private endpoints take one IP each.
+# Application Gateway v2: one address per instance plus the 5 Azure reserves in every subnet, /24
+# recommended but not required (azure-docs, application-gateway/configuration-infrastructure.md, "Size of
+# the subnet"); IngressConfig's maxCapacity is checked against the block (StackSettings.rules).
+# Azure Firewall: a dedicated subnet named AzureFirewallSubnet of /26, never needing more (firewall-faq.yml,
+# "Why does Azure Firewall need a /26 subnet size?"; Well-Architected service guide for Azure Firewall).
 SUBNETS: tuple[SubnetSpec, ...] = (
     SubnetSpec("appService", 26, "App Service VNet integration needs /26 or larger to scale out"),
     SubnetSpec("privateEndpoints", 27, "private endpoints take one address each; /27 or larger leaves room"),
     SubnetSpec("apiManagement", 27, "API Management in a VNet needs /27 or larger for its units and updates"),
     SubnetSpec("jobs", 28, "Container Instances jobs need /28 or larger"),
     SubnetSpec("buildAgents", 28, "the registry's build agent pool needs /28 or larger"),
+    SubnetSpec(
+        "applicationGateway",
+        27,
+        "the Application Gateway (ingress mode applicationGateway) needs a dedicated /27 or larger, one address "
+        "per instance plus 5 Azure reserves; Microsoft recommends /24",
+    ),
+    SubnetSpec("firewall", 26, "Azure Firewall (egress mode firewall) needs a dedicated /26 (AzureFirewallSubnet)"),
 )
+# Subnets only one mode of ingress or egress uses: the stack file sets them when it chooses that mode.
+OPTIONAL_SUBNETS = ("applicationGateway", "firewall")
 
 
-def _subnet(key: str) -> Any:
+def _subnet(key: str, *, optional: bool = False) -> Any:
     """The field of one subnet role, described by its SUBNETS entry (what it is for, how large it must be)."""
     spec = next(spec for spec in SUBNETS if spec.key == key)
-    return Field(description=spec.why[:1].upper() + spec.why[1:])
+    description = spec.why[:1].upper() + spec.why[1:]
+    return Field(None, description=description) if optional else Field(description=description)
 
 
 class Subnets(_KeyedSettings):
@@ -337,18 +353,22 @@ class Subnets(_KeyedSettings):
     api_management: Cidr = _subnet("apiManagement")
     jobs: Cidr = _subnet("jobs")
     build_agents: Cidr = _subnet("buildAgents")
+    application_gateway: Cidr | None = _subnet("applicationGateway", optional=True)
+    firewall: Cidr | None = _subnet("firewall", optional=True)
 
     def rules(self, environment: str) -> Iterator[Problem]:
         blocks = self.as_mapping()
         for index, spec in enumerate(SUBNETS):
-            block = blocks[spec.key]
+            block = blocks.get(spec.key)
+            if block is None:
+                continue
             if block.prefixlen > spec.largest_prefix:
                 yield Problem(
                     spec.key,
                     f"{block} is too small (/{block.prefixlen}); {spec.why} (/{spec.largest_prefix} or larger)",
                 )
             for earlier in SUBNETS[:index]:
-                if block.overlaps(blocks[earlier.key]):
+                if earlier.key in blocks and block.overlaps(blocks[earlier.key]):
                     yield Problem(
                         spec.key,
                         f"{block} overlaps {PROJECT}:network.subnets.{earlier.key} ({blocks[earlier.key]}); "
@@ -570,6 +590,20 @@ OPENAI_DEPLOYMENT_SKUS = ("Standard", "GlobalStandard", "DataZoneStandard")
 POOL_PRIORITY_RANGE = (1, 100)
 POOL_WEIGHT_RANGE = (1, 100)
 GATEWAY_SKUS = ("Developer", "Premium")
+AVAILABILITY_ZONES = ("1", "2", "3")
+Zone = Annotated[str, OneOf(AVAILABILITY_ZONES)]
+
+
+def distinct_zones(zones: tuple[str, ...]) -> tuple[str, ...]:
+    if len(set(zones)) != len(zones):
+        raise invalid(f'{list(zones)!r} is not a list of distinct zones; allowed: "1", "2", "3"')
+    return zones
+
+
+# Availability zones a resource is spread over, each once; empty = no zone pinning.
+Zones = Annotated[tuple[Zone, ...], AfterValidator(distinct_zones)]
+
+
 _DEPLOYMENT_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]{1,63}"
 
 
@@ -768,7 +802,7 @@ class GatewayConfig(_Settings):
         1, description="Units (Developer: 1); a multiple of the number of zones"
     )
     # Availability zones the units are spread over; empty = no zone pinning.
-    zones: tuple[Annotated[str, OneOf(("1", "2", "3"))], ...] = Field(
+    zones: Zones = Field(
         (),
         description='Availability zones for the units ("1", "2", "3"), Premium only; prod needs 2+ units in 2+ '
         "zones; the region must have zones",
@@ -796,13 +830,6 @@ class GatewayConfig(_Settings):
             )
         return sku
 
-    @field_validator("zones")
-    @classmethod
-    def _distinct(cls, zones: tuple[str, ...]) -> tuple[str, ...]:
-        if len(set(zones)) != len(zones):
-            raise invalid(f'{list(zones)!r} is not a list of distinct zones; allowed: "1", "2", "3"')
-        return zones
-
     def rules(self, environment: str) -> Iterator[Problem]:
         """Units and zones (source: catalog/regional-services.yaml, apiManagementAvailabilityZones)."""
         zones = list(self.zones)
@@ -822,6 +849,187 @@ class GatewayConfig(_Settings):
                 "capacity",
                 f"{self.capacity} units cannot be split evenly over zones {zones!r}; use a multiple of {len(zones)}",
             )
+
+
+# ---- ingress and egress: how users reach the app, how the workloads reach the internet (docs/network.md) ----
+
+INGRESS_MODES = ("public", "applicationGateway")
+EGRESS_MODES = ("default", "firewall")
+WAF_MODES = ("Prevention", "Detection")
+# Basic is left out: it needs a second subnet (AzureFirewallManagementSubnet) and management public IP
+# (AVM avm/res/network/azure-firewall main.bicep: `requiresManagementIp` for tier Basic) and caps at
+# 250 Mbps; this project builds neither, so the config refuses it rather than deploying one that fails.
+FIREWALL_SKUS = ("Standard", "Premium")
+# Application Gateway v2 scales to 125 instances (configuration-infrastructure.md, "Size of the subnet").
+APPLICATION_GATEWAY_INSTANCE_RANGE = (0, 125)
+# Every Azure subnet keeps 5 addresses for itself (the first four and the last).
+AZURE_RESERVED_ADDRESSES = 5
+_HOST_NAME = r"(?=.{4,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}"
+# Versionless, so the gateway picks up a renewed certificate (it polls Key Vault every 4 hours):
+# application-gateway/key-vault-certs.md recommends "a secret identifier that doesn't specify a version".
+_VERSIONLESS_SECRET_ID = r"https://[a-z0-9-]{3,24}\.vault\.azure\.net/secrets/[A-Za-z0-9-]{1,127}/?"
+
+
+class ApplicationGatewayConfig(_Settings):
+    """Application Gateway WAF_v2 in front of the web app, whose public network access is then off."""
+
+    host_name: Annotated[
+        Text, Matches(_HOST_NAME, "a lower-case DNS name such as chat.example.com", complaint="is not a host name")
+    ] = Field(
+        description="The host name users open: a domain of yours, CNAME to `ingressFqdn`; the certificate must "
+        "cover it and the sign-in app registration needs https://<hostName>/.auth/login/aad/callback"
+    )
+    certificate_secret_id: Annotated[
+        Text,
+        Matches(
+            _VERSIONLESS_SECRET_ID,
+            "expected a versionless Key Vault secret id such as "
+            "https://kv-aichat-prod-1a2b3c.vault.azure.net/secrets/chat-tls (this stack's vault; no version, so "
+            "a renewed certificate is picked up)",
+        ),
+    ] = Field(
+        description="Secret id of the TLS certificate (PFX) imported into this stack's Key Vault, versionless "
+        "(docs/network.md, 'The certificate'); the stack files hold an example to replace"
+    )
+    waf_mode: Annotated[str, OneOf(WAF_MODES)] = Field(
+        "Prevention",
+        description="Prevention blocks what the rule sets match; Detection only logs (dev, while tuning "
+        "exclusions); prod must be Prevention",
+    )
+    min_capacity: Annotated[int, Between(*APPLICATION_GATEWAY_INSTANCE_RANGE)] = Field(
+        1, description="Instances kept running (each reserves 10 capacity units, billed); prod needs 2+"
+    )
+    max_capacity: Annotated[int, Between(2, APPLICATION_GATEWAY_INSTANCE_RANGE[1])] = Field(
+        10, description="Autoscale ceiling; the applicationGateway subnet needs this many addresses plus 5"
+    )
+    zones: Zones = Field(
+        (),
+        description='Availability zones of the gateway and its public IP ("1", "2", "3"); prod needs 2+; '
+        "the region must have zones",
+    )
+
+    @field_validator("waf_mode")
+    @classmethod
+    def _prevention_in_prod(cls, mode: str, info: ValidationInfo) -> str:
+        if mode != "Prevention" and _environment(info) == "prod":
+            raise invalid(
+                f"{mode!r} is not allowed for a prod stack; the WAF must block what it detects (Prevention). "
+                "Tune exclusions in dev with Detection, then switch"
+            )
+        return mode
+
+    def rules(self, environment: str) -> Iterator[Problem]:
+        if self.min_capacity > self.max_capacity:
+            yield Problem(
+                "minCapacity",
+                f"{self.min_capacity} is above maxCapacity ({self.max_capacity}); lower it or raise maxCapacity",
+            )
+        if environment == "prod" and (len(self.zones) < 2 or self.min_capacity < 2):
+            yield Problem(
+                "zones",
+                f"{list(self.zones)!r} with minCapacity {self.min_capacity} for a prod stack; prod needs at least 2 "
+                'instances across at least 2 zones (e.g. minCapacity: 2, zones: ["1", "2", "3"]) so that losing a '
+                "zone keeps the way in open",
+            )
+
+
+@dataclass(frozen=True)
+class ProdMode:
+    """The mode of a network-edge setting that prod requires, why, and the section of settings it needs."""
+
+    mode: str
+    because: str  # why prod needs it, and what else to set
+    section: str  # the field holding that mode's settings
+    section_needs: str  # what that section must give at least
+
+
+class _EdgeMode(_Settings):
+    """A setting of the network edge: a `mode`, the one prod requires (`prod`), and the section that mode needs."""
+
+    prod: ClassVar[ProdMode]
+
+    @field_validator("mode", check_fields=False)
+    @classmethod
+    def _prod_mode_in_prod(cls, mode: str, info: ValidationInfo) -> str:
+        if mode != cls.prod.mode and _environment(info) == "prod":
+            raise invalid(f"{mode!r} is not allowed for a prod stack; {cls.prod.because}")
+        return mode
+
+    def rules(self, environment: str) -> Iterator[Problem]:
+        required = self.prod
+        if self.mode == required.mode and getattr(self, required.section) is None:
+            yield Problem(to_camel(required.section), f"not set, but mode is {required.mode}; {required.section_needs}")
+
+
+class IngressConfig(_EdgeMode):
+    """How users reach the app: straight to App Service (public) or through the WAF (applicationGateway)."""
+
+    prod: ClassVar[ProdMode] = ProdMode(
+        "applicationGateway",
+        "prod puts the web app behind the WAF (mode: applicationGateway, with aichat:ingress.applicationGateway and "
+        "aichat:network.subnets.applicationGateway; docs/network.md)",
+        section="application_gateway",
+        section_needs="give at least hostName and certificateSecretId",
+    )
+
+    mode: Annotated[str, OneOf(INGRESS_MODES)] = Field(
+        description="public: the web app takes internet traffic behind Entra sign-in (dev); applicationGateway: "
+        "Application Gateway WAF_v2 in front, the web app private (required in prod)",
+    )
+    application_gateway: ApplicationGatewayConfig | None = Field(
+        None, description="The gateway's settings; required with mode applicationGateway"
+    )
+
+    @property
+    def through_gateway(self) -> bool:
+        return self.mode == "applicationGateway"
+
+
+class FirewallConfig(_Settings):
+    """Azure Firewall that every egressing subnet routes 0.0.0.0/0 to (egress mode firewall)."""
+
+    sku: Annotated[
+        str, OneOf(FIREWALL_SKUS, "is not offered here (Basic needs a management subnet this project does not build)")
+    ] = Field("Standard", description="Firewall and policy tier; Premium adds TLS inspection and IDPS")
+    threat_intel_mode: Annotated[str, OneOf(("Alert", "Deny"))] = Field(
+        "Deny", description="What the firewall does with traffic to known-malicious addresses and domains"
+    )
+    zones: Zones = Field(
+        (),
+        description='Availability zones of the firewall and its public IP ("1", "2", "3"); prod needs 2+; '
+        "the region must have zones",
+    )
+
+    def rules(self, environment: str) -> Iterator[Problem]:
+        if environment == "prod" and len(self.zones) < 2:
+            yield Problem(
+                "zones",
+                f"{list(self.zones)!r} for a prod stack; prod needs the firewall in at least 2 zones (e.g. "
+                '["1", "2", "3"]): every egressing subnet depends on it',
+            )
+
+
+class EgressConfig(_EdgeMode):
+    """How the workloads reach the internet: Azure's default outbound access, or only through Azure Firewall."""
+
+    prod: ClassVar[ProdMode] = ProdMode(
+        "firewall",
+        "prod sends all egress through Azure Firewall (mode: firewall, with aichat:egress.firewall and "
+        "aichat:network.subnets.firewall; docs/network.md)",
+        section="firewall",
+        section_needs="give at least its sku (Standard or Premium)",
+    )
+
+    mode: Annotated[str, OneOf(EGRESS_MODES)] = Field(
+        description="default: subnets that need the internet keep Azure's default outbound access (dev); "
+        "firewall: every subnet private, egressing ones routed to Azure Firewall, which allows only each "
+        "workload's listed destinations (required in prod)",
+    )
+    firewall: FirewallConfig | None = Field(None, description="The firewall's settings; required with mode firewall")
+
+    @property
+    def through_firewall(self) -> bool:
+        return self.mode == "firewall"
 
 
 # ---- the in-network ingestion job (components/ingestion_job.py) -------------------------------
@@ -892,6 +1100,8 @@ class StackSettings(_Settings):
     ingestion: IngestionConfig = Field(default_factory=IngestionConfig, description="The ingestion job")
     openai: OpenAiConfig = Field(description="The Azure OpenAI accounts behind the gateway")
     gateway: GatewayConfig = Field(description="The API Management gateway in front of the accounts")
+    ingress: IngressConfig = Field(description="How users reach the app; prod: applicationGateway (docs/network.md)")
+    egress: EgressConfig = Field(description="How the workloads reach the internet; prod: firewall (docs/network.md)")
 
     @field_validator("protect_stateful_resources")
     @classmethod
@@ -902,6 +1112,31 @@ class StackSettings(_Settings):
                 "must be protected from deletion in prod"
             )
         return protect
+
+    def rules(self, environment: str) -> Iterator[Problem]:
+        """Each ingress and egress mode's own subnet, and room in it (the sections are valid by now)."""
+        subnets = self.network.subnets
+        gateway = self.ingress.application_gateway
+        if self.ingress.through_gateway and gateway is not None:
+            block = subnets.get("applicationGateway")
+            if block is None:
+                yield Problem(
+                    "network.subnets.applicationGateway",
+                    "not set, but aichat:ingress.mode is applicationGateway; give the gateway a dedicated block "
+                    "(Microsoft recommends /24)",
+                )
+            elif block.num_addresses - AZURE_RESERVED_ADDRESSES < gateway.max_capacity:
+                yield Problem(
+                    "network.subnets.applicationGateway",
+                    f"{block} has {block.num_addresses - AZURE_RESERVED_ADDRESSES} usable addresses, fewer than "
+                    f"aichat:ingress.applicationGateway.maxCapacity ({gateway.max_capacity}): the gateway takes one "
+                    "per instance; use a larger block or a lower maxCapacity",
+                )
+        if self.egress.through_firewall and "firewall" not in subnets:
+            yield Problem(
+                "network.subnets.firewall",
+                "not set, but aichat:egress.mode is firewall; give Azure Firewall its /26 (AzureFirewallSubnet)",
+            )
 
 
 class StackConfig(StackSettings):

@@ -23,6 +23,7 @@ from components.diagnostics import send_to_workspace
 from components.gateway_policy import OPENAI_RESOURCE, PolicyValues, render_policy
 from components.openai import OpenAiAccount
 from components.private_dns import PrivateDnsZones, PrivateDnsZonesArgs
+from components.public_ip import standard_public_ip
 from components.roles import BuiltInRole, assign_role
 
 POOL_BACKEND_ID = "openai-pool"
@@ -74,6 +75,9 @@ class AiGatewayArgs:
     app_insights_connection_string: pulumi.Input[str]
     accounts: Sequence[OpenAiAccount]
     caller_client_ids: Sequence[pulumi.Input[str]]  # managed identities allowed to call (client ids)
+    # What must exist before the service is created: with egress through the firewall, the routes and rules
+    # its control-plane dependencies take (a deployment without them fails to activate the service).
+    depends_on: Sequence[pulumi.Resource] = ()
 
 
 class AiGateway(pulumi.ComponentResource):
@@ -130,7 +134,9 @@ class AiGateway(pulumi.ComponentResource):
             tags=dict(context.tags),
             # Classic tiers take 30-90 minutes to create, and as long to move in the network.
             opts=pulumi.ResourceOptions(
-                parent=self, custom_timeouts=pulumi.CustomTimeouts(create="120m", update="120m")
+                parent=self,
+                custom_timeouts=pulumi.CustomTimeouts(create="120m", update="120m"),
+                depends_on=list(args.depends_on),
             ),
         )
 
@@ -140,20 +146,14 @@ class AiGateway(pulumi.ComponentResource):
         reliability guide requires it (reliability-docs, articles/reliability/reliability-api-management.md)
         although the VNet guide calls it optional since May 2024: the stricter reading deploys either way."""
         context = args.context
-        return network.PublicIPAddress(
+        return standard_public_ip(
             f"{name}-management-ip",
-            public_ip_address_name=context.name("pip", "apim"),
+            context=context,
+            name_part="apim",
             resource_group_name=args.resource_group_name,
-            location=context.location,
-            sku=network.PublicIPAddressSkuArgs(name="Standard", tier="Regional"),
-            public_ip_allocation_method="Static",
-            public_ip_address_version="IPv4",
             zones=["1", "2", "3"],
-            dns_settings=network.PublicIPAddressDnsSettingsArgs(
-                domain_name_label=context.unique_name("apim", max_length=60)
-            ),
-            tags=dict(context.tags),
-            opts=pulumi.ResourceOptions(parent=self),
+            dns_label=context.unique_name("apim", max_length=60),
+            parent=self,
         )
 
     def _private_dns(self, name: str, args: AiGatewayArgs, service: apimanagement.ApiManagementService) -> None:

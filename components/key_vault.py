@@ -29,6 +29,12 @@ class KeyVaultArgs:
     # (Key Vault Secrets User on each secret).
     generated_secrets: Mapping[str, int]
     secret_reader_principal_id: pulumi.Input[str]
+    # Let trusted Azure services past the vault's network rules (public access stays off): the ingress
+    # Application Gateway reads its listener certificate from here. Microsoft's baseline sets it for that
+    # reason, beside the vault's private endpoint ("Required for AppGW communication": Azure-Samples/
+    # openai-end-to-end-baseline, infra-as-code/bicep/key-vault.bicep); application-gateway/key-vault-certs.md
+    # lists Application Gateway as a trusted service. Role assignments still decide what anyone may read.
+    trusted_services_bypass: bool = False
 
 
 class KeyVault(pulumi.ComponentResource):
@@ -40,6 +46,9 @@ class KeyVault(pulumi.ComponentResource):
     # it, and the vault's private endpoint with its DNS records. App Service resolves references when the
     # app starts; one that fails is used as its literal text and retried only about once a day.
     references_ready: list[pulumi.Resource]
+    # The vault's private endpoint and its DNS records: a client inside the VNet can reach the vault once
+    # these exist (the ingress gateway fetches its certificate through them).
+    reachable: list[pulumi.Resource]
 
     def __init__(self, name: str, args: KeyVaultArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("aichat:security:KeyVault", name, None, opts)
@@ -58,7 +67,9 @@ class KeyVault(pulumi.ComponentResource):
                 soft_delete_retention_in_days=settings.soft_delete_retention_days,
                 enable_purge_protection=True,
                 public_network_access="Disabled",
-                network_acls=keyvault.NetworkRuleSetArgs(default_action="Deny", bypass="None"),
+                network_acls=keyvault.NetworkRuleSetArgs(
+                    default_action="Deny", bypass="AzureServices" if args.trusted_services_bypass else "None"
+                ),
             ),
             tags=dict(context.tags),
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
@@ -74,6 +85,7 @@ class KeyVault(pulumi.ComponentResource):
             tags=context.tags,
             parent=self,
         )
+        self.reachable = list(connection.resources)
         self.references_ready = list(connection.resources)
         self.secret_uris = {
             secret_name: self._generated_secret(name, vault, secret_name, byte_length, args)

@@ -55,6 +55,13 @@ def _check_regional_features(parsed: Mapping[str, Any], location: str, catalog: 
         zoned.append(f"{PROJECT}:gateway.zones")
     if parsed.get("registry") is not None and parsed["registry"].zone_redundant:
         zoned.append(f"{PROJECT}:registry.zoneRedundant")
+    # Application Gateway v2 and Azure Firewall take zones in every region that has them (reliability-docs,
+    # reliability-application-gateway-v2.md and reliability-firewall.md), so the region's zones are the check.
+    ingress, egress = parsed.get("ingress"), parsed.get("egress")
+    if ingress is not None and ingress.application_gateway is not None and ingress.application_gateway.zones:
+        zoned.append(f"{PROJECT}:ingress.applicationGateway.zones")
+    if egress is not None and egress.firewall is not None and egress.firewall.zones:
+        zoned.append(f"{PROJECT}:egress.firewall.zones")
     if zoned and not catalog.has_zones(location):
         with_zones = ", ".join(name for name in catalog.regions if catalog.has_zones(name))
         findings.problems.append(

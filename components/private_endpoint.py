@@ -25,7 +25,12 @@ POSTGRES = PrivateLinkTarget("postgresqlServer", ("privatelink.postgres.database
 # The OpenAI SDK calls <name>.openai.azure.com; the cognitiveservices zone covers the account's other host name.
 OPENAI = PrivateLinkTarget("account", ("privatelink.openai.azure.com", "privatelink.cognitiveservices.azure.com"))
 
-ALL_TARGETS = (KEY_VAULT, CONTAINER_REGISTRY, POSTGRES, OPENAI)
+# A web app behind the ingress gateway: sub-resource `sites` (a slot would be `sites-<slot>`), zone
+# privatelink.azurewebsites.net, whose group registers the app's and its SCM site's records
+# (app-service/overview-private-endpoint.md, "DNS").
+WEB_APP = PrivateLinkTarget("sites", ("privatelink.azurewebsites.net",))
+
+ALL_TARGETS = (KEY_VAULT, CONTAINER_REGISTRY, POSTGRES, OPENAI, WEB_APP)
 # Every zone a target needs, once each: the zones PrivateDnsZones creates and links to the VNet.
 ALL_DNS_ZONES = tuple(dict.fromkeys(zone for target in ALL_TARGETS for zone in target.dns_zones))
 

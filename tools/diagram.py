@@ -1,9 +1,16 @@
 """A Mermaid topology diagram of one stack, drawn from the resources the program registers.
 
 Shows the VNet and its subnets with what sits in each (App Service's outbound integration, API
-Management, private endpoints, jobs, build agents), the services behind each private endpoint, and the
-request path browser -> App Service -> API Management -> every OpenAI account (with the pool's
-priority and weight). GitHub renders the text in a ```mermaid block.
+Management, private endpoints, jobs, build agents, the ingress gateway, the firewall), the services behind
+each private endpoint, and the two paths docs/network.md explains:
+
+- the way in: browser -> App Service (ingress public), or browser -> Application Gateway (WAF) -> the app's
+  private endpoint -> App Service (ingress applicationGateway); then App Service -> API Management -> every
+  OpenAI account (with the pool's priority and weight);
+- the way out: each subnet that reaches the internet, through Azure Firewall where its route table sends
+  0.0.0.0/0 there (egress firewall), or straight out by default outbound access (egress default).
+
+GitHub renders the text in a ```mermaid block.
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ SHAPES = {
     "network:PrivateEndpoint": ("private endpoint", "([", "])"),
     "containerinstance:ContainerGroup": ("Container job", "[", "]"),
     "containerregistry:AgentPool": ("Registry build agents", "[", "]"),
+    "network:ApplicationGateway": ("Application Gateway", "[", "]"),
+    "network:AzureFirewall": ("Azure Firewall", "[", "]"),
     "keyvault:Vault": ("Key Vault", "[(", ")]"),
     "containerregistry:Registry": ("Container Registry", "[(", ")]"),
     "dbforpostgresql:Server": ("PostgreSQL", "[(", ")]"),
@@ -41,18 +50,24 @@ def _label(*lines: str) -> str:
 def node(inventory: Inventory, registration: Registration) -> str:
     caption, opening, closing = SHAPES[registration.type.removeprefix("azure-native:")]
     settings = inventory.settings(registration)
-    detail = " · ".join(v for k, v in settings.items() if k in ("sku", "region", "VNet mode"))
+    shown = [v for k, v in settings.items() if k in ("sku", "tier", "region", "VNet mode", "WAF mode")]
+    detail = " · ".join(dict.fromkeys(shown))  # once each (a gateway's SKU and tier are both WAF_v2)
     azure_name = str(registration.outputs.get("name") or registration.name)
     return f"{node_id(registration)}{opening}{_label(caption, azure_name, detail)}{closing}"
 
 
 def topology(inventory: Inventory) -> str:
-    lines = ["flowchart LR", '  browser(["Browser"])']
+    lines = ["flowchart LR", '  browser(["Browser"])', '  internet(("Internet"))']
     lines += _network(inventory)
     lines += _services(inventory)
     lines += _request_path(inventory)
     lines += _private_links(inventory)
+    lines += _egress_paths(inventory)
     return "\n".join(lines) + "\n"
+
+
+def subnet_node_id(subnet_name: str) -> str:
+    return f"subnet_{re.sub(r'[^A-Za-z0-9_]', '_', subnet_name)}"
 
 
 def _placed(inventory: Inventory) -> list[Registration]:
@@ -73,7 +88,7 @@ def _network(inventory: Inventory) -> Iterable[str]:
         for subnet in vnet.inputs.get("subnets") or []:
             name = subnet.get("name", "")
             title = _label(f"{name} · {subnet.get('addressPrefix', '')}")
-            yield f"    subgraph subnet_{re.sub(r'[^A-Za-z0-9_]', '_', name)}[{title}]"
+            yield f"    subgraph {subnet_node_id(name)}[{title}]"
             for member in (r for r in placed if subnet_of(r.inputs) == name):
                 yield f"      {node(inventory, member)}"
             yield "    end"
@@ -97,12 +112,42 @@ def _request_path(inventory: Inventory) -> Iterable[str]:
     apps = inventory.of_type("web:WebApp")
     gateways = inventory.of_type("apimanagement:ApiManagementService")
     for app in apps:
-        yield f'  browser ==>|"HTTPS"| {node_id(app)}'
+        yield from _way_in(inventory, app)
         for gateway in gateways:
             yield f'  {node_id(app)} ==>|"Entra token"| {node_id(gateway)}'
     for gateway in gateways:
         for account, route in _pool_routes(inventory):
             yield f'  {node_id(gateway)} ==>|"{route}"| {node_id(account)}'
+
+
+def _way_in(inventory: Inventory, app: Registration) -> Iterable[str]:
+    """browser -> the app, or browser -> the WAF in front of it -> the app's private endpoint (which links to it)."""
+    host_names = {str(app.outputs.get("defaultHostName", "")).lower()}
+    fronting = [
+        gateway
+        for gateway in inventory.of_type("network:ApplicationGateway")
+        if host_names
+        & {
+            str(address.get("fqdn", "")).lower()
+            for pool in gateway.inputs.get("backendAddressPools") or []
+            for address in pool.get("backendAddresses") or []
+        }
+    ]
+    if not fronting:
+        yield f'  browser ==>|"HTTPS"| {node_id(app)}'
+        return
+    endpoints = [
+        endpoint
+        for endpoint in inventory.of_type("network:PrivateEndpoint")
+        for connection in endpoint.inputs.get("privateLinkServiceConnections") or []
+        if inventory.find(connection.get("privateLinkServiceId")) is app
+    ]
+    for gateway in fronting:
+        listeners = [listener.get("hostName") for listener in gateway.inputs.get("httpListeners") or []]
+        host = next((name for name in listeners if name), "")
+        yield f'  browser ==>|"HTTPS {host}"| {node_id(gateway)}'
+        for endpoint in endpoints:
+            yield f'  {node_id(gateway)} ==>|"WAF passed"| {node_id(endpoint)}'
 
 
 def _pool_routes(inventory: Inventory) -> list[tuple[Registration, str]]:
@@ -133,3 +178,42 @@ def _private_links(inventory: Inventory) -> Iterable[str]:
             if target is not None and target.type.removeprefix("azure-native:") in SHAPES:
                 group = ", ".join(connection.get("groupIds") or [])
                 yield f'  {node_id(endpoint)} -.-|"{group}"| {node_id(target)}'
+
+
+def _egress_paths(inventory: Inventory) -> Iterable[str]:
+    """Each subnet's way to the internet: its 0.0.0.0/0 route to the firewall, or default outbound access."""
+    firewalls = {
+        str(configuration.get("privateIPAddress")): firewall
+        for firewall in inventory.of_type("network:AzureFirewall")
+        for configuration in firewall.outputs.get("ipConfigurations") or []
+    }
+    tables = {str(table.id).lower(): table for table in inventory.of_type("network:RouteTable")}
+    routes = inventory.of_type("network:Route")
+    for vnet in inventory.of_type("network:VirtualNetwork"):
+        for subnet in vnet.inputs.get("subnets") or []:
+            table = tables.get(str(prop(subnet, "routeTable.id") or "").lower())
+            own = [r for r in routes if table and r.inputs.get("routeTableName") == table.inputs.get("routeTableName")]
+            origin = subnet_node_id(subnet.get("name", ""))
+            for route in sorted(own, key=lambda r: r.name):
+                prefix, hop = route.inputs.get("addressPrefix"), route.inputs.get("nextHopType")
+                firewall = firewalls.get(str(route.inputs.get("nextHopIpAddress")))
+                if hop == "VirtualAppliance" and firewall is not None:
+                    yield f'  {origin} -->|"{prefix}"| {node_id(firewall)}'
+                elif hop == "Internet":
+                    yield f'  {origin} -.->|"{prefix}"| internet'
+            if (
+                table is None
+                and subnet.get("defaultOutboundAccess") is not False
+                and not _has_public_ip(inventory, subnet.get("name"))
+            ):
+                yield f'  {origin} -.->|"default outbound access"| internet'
+    for firewall in sorted(firewalls.values(), key=lambda r: r.name):
+        yield f'  {node_id(firewall)} -->|"allowed host names and service tags"| internet'
+
+
+def _has_public_ip(inventory: Inventory, subnet_name: str | None) -> bool:
+    """The gateway and the firewall reach the internet through their own public IPs, not default outbound."""
+    return any(
+        subnet_of(r.inputs) == subnet_name
+        for r in (*inventory.of_type("network:ApplicationGateway"), *inventory.of_type("network:AzureFirewall"))
+    )

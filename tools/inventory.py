@@ -28,6 +28,7 @@ SETTINGS: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("networkAcls.defaultAction", "properties.networkAcls.defaultAction", "networkRuleSet.defaultAction"),
     ),
     ("VNet mode", ("virtualNetworkType",)),
+    ("WAF mode", ("policySettings.mode",)),
     ("HTTPS only", ("httpsOnly",)),
     ("min TLS", ("siteConfig.minTlsVersion",)),
     ("local auth off", ("properties.disableLocalAuth", "disableLocalAuth")),
@@ -135,6 +136,9 @@ class Inventory:
         subnet = subnet_of(props)
         if subnet:
             links["subnet"] = subnet
+        policy = self.find(prop(props, "firewallPolicy.id"))
+        if policy is not None and prop(policy.inputs, "policySettings.mode"):  # a gateway's WAF
+            links["WAF mode"] = str(prop(policy.inputs, "policySettings.mode"))
         for connection in props.get("privateLinkServiceConnections") or []:
             target = self.find(connection.get("privateLinkServiceId"))
             group = ", ".join(connection.get("groupIds") or [])
@@ -154,11 +158,16 @@ SUBNET_PATHS = (
 )
 
 
+# Lists whose first item names the subnet: container groups, an application gateway's instances, a firewall.
+SUBNET_LISTS = (("subnetIds", "id"), ("gatewayIPConfigurations", "subnet.id"), ("ipConfigurations", "subnet.id"))
+
+
 def subnet_of(props: Mapping[str, Any]) -> str | None:
     value = _first(props, SUBNET_PATHS)
-    if value is None:
-        ids = props.get("subnetIds") or []  # container groups
-        value = ids[0].get("id") if ids else None
+    for key, path in SUBNET_LISTS:
+        entries = props.get(key) or []
+        if value is None and entries:
+            value = prop(entries[0], path)
     return short_id_name(value) if value else None
 
 

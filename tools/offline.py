@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import runpy
 import sys
@@ -172,15 +173,32 @@ COMPUTED_OUTPUTS: dict[str, Callable[[str, Mapping[str, Any]], dict[str, Any]]] 
     },
 }
 
+
+def _public_ip_outputs(name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """A public IP gets an address (from the documentation range) and, with a DNS label, its cloudapp name."""
+    digest = uuid.uuid5(_MOCK_NAMESPACE, f"pip|{name}").bytes
+    outputs: dict[str, Any] = {"ipAddress": f"203.0.113.{digest[0] % 250 + 1}"}
+    label = (inputs.get("dnsSettings") or {}).get("domainNameLabel")
+    if label:
+        location = inputs.get("location", "swedencentral")
+        outputs["dnsSettings"] = {**inputs["dnsSettings"], "fqdn": f"{label}.{location}.cloudapp.azure.com"}
+    return outputs
+
+
+COMPUTED_OUTPUTS["azure-native:network:PublicIPAddress"] = _public_ip_outputs
+
+
 # The input that holds a resource's Azure name, per type (most follow `<type>Name`).
-_NAME_INPUTS = ("name", "resourceName")
+_NAME_INPUTS = ("name", "resourceName", "policyName")
 
 
 def _azure_name(type_token: str, logical_name: str, inputs: Mapping[str, Any]) -> str:
     type_name = type_token.rsplit(":", 1)[-1]
     specific = type_name[0].lower() + type_name[1:] + "Name"
+    # The SDK's keys may case an acronym otherwise than the type (`publicIpAddressName` of PublicIPAddress).
+    by_lower = {key.lower(): value for key, value in inputs.items()}
     for key in (specific, *_NAME_INPUTS):
-        value = inputs.get(key)
+        value = inputs.get(key, by_lower.get(key.lower()))
         if isinstance(value, str) and value:
             return value
     return logical_name
@@ -207,6 +225,18 @@ ARM_TYPES = {
     "azure-native:operationalinsights:Workspace": "Microsoft.OperationalInsights/workspaces",
     "azure-native:resources:Resource": "{resourceProviderNamespace}/{resourceType}",
     "azure-native:containerinstance:ContainerGroup": "Microsoft.ContainerInstance/containerGroups",
+    "azure-native:network:PublicIPAddress": "Microsoft.Network/publicIPAddresses",
+    "azure-native:network:RouteTable": "Microsoft.Network/routeTables",
+    "azure-native:network:Route": "Microsoft.Network/routeTables/{routeTableName}/routes",
+    "azure-native:network:AzureFirewall": "Microsoft.Network/azureFirewalls",
+    "azure-native:network:FirewallPolicy": "Microsoft.Network/firewallPolicies",
+    "azure-native:network:FirewallPolicyRuleCollectionGroup": (
+        "Microsoft.Network/firewallPolicies/{firewallPolicyName}/ruleCollectionGroups"
+    ),
+    "azure-native:network:ApplicationGateway": "Microsoft.Network/applicationGateways",
+    "azure-native:network:WebApplicationFirewallPolicy": (
+        "Microsoft.Network/ApplicationGatewayWebApplicationFirewallPolicies"
+    ),
 }
 
 
@@ -242,6 +272,10 @@ def _identity_as_output(inputs: dict[str, Any]) -> None:
 
 
 class AzureMocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        # Subnet id -> its block, from the VNets registered so far (what a firewall's address comes from).
+        self.subnet_blocks: dict[str, str] = {}
+
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
         inputs = dict(args.inputs)
         if not args.typ.startswith("azure-native:"):
@@ -251,7 +285,19 @@ class AzureMocks(pulumi.runtime.Mocks):
         azure_name = _azure_name(args.typ, args.name, inputs)
         resource_id = _resource_id(args.typ, azure_name, inputs)
         computed = COMPUTED_OUTPUTS.get(args.typ, lambda n, i: {})(azure_name, inputs)
+        if args.typ == "azure-native:network:VirtualNetwork":
+            for subnet in inputs.get("subnets") or []:
+                self.subnet_blocks[f"{resource_id}/subnets/{subnet.get('name')}"] = subnet.get("addressPrefix", "")
+        if args.typ == "azure-native:network:AzureFirewall":
+            computed["ipConfigurations"] = [self._with_private_ip(c) for c in inputs.get("ipConfigurations") or []]
         return resource_id, {**inputs, "name": azure_name, "id": resource_id, **computed}
+
+    def _with_private_ip(self, ip_configuration: Mapping[str, Any]) -> dict[str, Any]:
+        """Azure gives a firewall an address of its subnet; the mock takes the first usable one (after the
+        four Azure reserves), so routes and rules that use it can be checked."""
+        block = self.subnet_blocks.get(str((ip_configuration.get("subnet") or {}).get("id")))
+        address = str(ipaddress.IPv4Network(block)[4]) if block else "10.255.255.4"
+        return {**ip_configuration, "privateIPAddress": address}
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         if args.token == "azure-native:authorization:getClientConfig":
@@ -321,8 +367,9 @@ def run_under_mocks(stack: str, declare: Callable[[], Any], *, config: Mapping[s
     asyncio.set_event_loop(loop)
     try:
         pulumi_settings.ROOT.set(None)
-        monitor = RecordingMonitor(AzureMocks())
-        pulumi.runtime.set_mocks(AzureMocks(), project=PROJECT, stack=stack, preview=False, monitor=monitor)
+        mocks = AzureMocks()
+        monitor = RecordingMonitor(mocks)
+        pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
         pulumi.runtime.set_all_config(_as_engine_config(values))
         if str(REPO_ROOT) not in sys.path:
             sys.path.insert(0, str(REPO_ROOT))

@@ -323,6 +323,51 @@ GATEWAY_RULES = [
 ]
 
 # ---------------------------------------------------------------------------------------------------
+# Network edge in prod: the WAF blocks what it detects; no subnet reaches the internet by default.
+# ---------------------------------------------------------------------------------------------------
+
+
+def _waf_blocks_in_prod(props: Mapping[str, Any], args) -> list[str]:
+    if environment_of(props, args.urn) not in PRODUCTION_ENVIRONMENTS:
+        return []  # dev may run Detection while exclusions are tuned
+    return expect(props, "policySettings.state", "Enabled") + expect(props, "policySettings.mode", "Prevention")
+
+
+def _subnets_private_in_prod(props: Mapping[str, Any], args) -> list[str]:
+    if environment_of(props, args.urn) not in PRODUCTION_ENVIRONMENTS:
+        return []
+    if args.resource_type.endswith(":Subnet"):
+        return expect(props, "defaultOutboundAccess", False)
+    return [
+        f"subnet {prop(subnet, 'name')} has defaultOutboundAccess {prop(subnet, 'defaultOutboundAccess')!r}; "
+        "it must be False"
+        for subnet in items(prop(props, "subnets"))
+        if prop(subnet, "defaultOutboundAccess") is not False
+    ]
+
+
+NETWORK_EDGE_RULES = [
+    resource_rule(
+        "waf-prevention-in-prod",
+        types=["network:WebApplicationFirewallPolicy"],
+        description="In prod the web application firewall in front of the app is on and blocks what its rule "
+        "sets match (Prevention); Detection only logs, which is for tuning exclusions outside prod.",
+        remediation="set aichat:ingress.applicationGateway.wafMode: Prevention in Pulumi.prod.yaml (components/"
+        "ingress.py sets policy_settings state 'Enabled' and that mode)",
+        check=_waf_blocks_in_prod,
+    ),
+    resource_rule(
+        "default-outbound-access-off-in-prod",
+        types=["network:VirtualNetwork", "network:Subnet"],
+        description="In prod every subnet is private (defaultOutboundAccess false): nothing reaches the internet "
+        "unless a route sends it through the firewall (Azure Policy's built-in 'Subnets should be private').",
+        remediation="set aichat:egress.mode: firewall in Pulumi.prod.yaml (components/network.py then sets "
+        "default_outbound_access=False on every subnet)",
+        check=_subnets_private_in_prod,
+    ),
+]
+
+# ---------------------------------------------------------------------------------------------------
 # Lifecycle: the resources that hold data cannot be deleted by a careless `pulumi destroy` in prod.
 # ---------------------------------------------------------------------------------------------------
 
@@ -369,5 +414,6 @@ RULES = [
     *IDENTITY_RULES,
     *WEB_APP_RULES,
     *GATEWAY_RULES,
+    *NETWORK_EDGE_RULES,
     *LIFECYCLE_RULES,
 ]

@@ -8,11 +8,14 @@ parent (a DNS zone group's `privateEndpointName`, a diagnostic setting's `resour
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from pulumi_policy import PolicyResource
 
 from .base import (
+    PRODUCTION_ENVIRONMENTS,
     azure_name,
+    environment_of,
     is_child_id,
     items,
     of_type,
@@ -96,6 +99,8 @@ DIAGNOSTIC_SIGNALS: dict[str, tuple[str, ...]] = {
     "network:NetworkSecurityGroup": (LOGS,),
     "operationalinsights:Workspace": (LOGS, METRICS),
     "containerinstance:ContainerGroup": (LOGS,),
+    "network:ApplicationGateway": (LOGS, METRICS),  # access, performance and WAF logs
+    "network:AzureFirewall": (LOGS, METRICS),  # application, network and threat-intelligence rule hits
 }
 _DIAGNOSTIC_SETTING_PATH = "/providers/microsoft.insights/diagnosticsettings/"
 
@@ -174,6 +179,120 @@ def _registries_refusing_identity_pulls(resources: Sequence[PolicyResource]) -> 
             )
 
 
+# ---------------------------------------------------------------------------------------------------
+# Behind a gateway, the web app cannot be reached around it; in prod, every web app is behind one.
+# ---------------------------------------------------------------------------------------------------
+
+
+def _gateway_backends(gateway: PolicyResource) -> set[str]:
+    return {
+        str(prop(address, "fqdn")).lower()
+        for pool in items(prop(gateway.props, "backendAddressPools"))
+        for address in items(prop(pool, "backendAddresses"))
+        if prop(address, "fqdn")
+    }
+
+
+def _site_host_names(site: PolicyResource) -> set[str]:
+    """The site's default host name, or `<name>.azurewebsites.net` while a preview does not know it yet."""
+    names = {prop(site.props, "defaultHostName"), f"{azure_name(site, 'name')}.azurewebsites.net"}
+    return {str(name).lower() for name in names if name}
+
+
+def _web_apps_reachable_around_a_gateway(resources: Sequence[PolicyResource]) -> Iterable[tuple[str, str]]:
+    gateways = of_type(resources, "network:ApplicationGateway")
+    for site in of_type(resources, "web:WebApp"):
+        fronting = [g.name for g in gateways if _gateway_backends(g) & _site_host_names(site)]
+        access = prop(site.props, "publicNetworkAccess")
+        if fronting and not same_text(access, "Disabled"):
+            yield (
+                f"web app {site.name} sits behind application gateway {fronting[0]}, but its publicNetworkAccess is "
+                f"{access!r}: anyone can go around the WAF to the app's own host name",
+                site.urn,
+            )
+        elif not fronting and environment_of(site.props, site.urn) in PRODUCTION_ENVIRONMENTS:
+            yield f"prod web app {site.name} has no application gateway (WAF) in front of it", site.urn
+
+
+# ---------------------------------------------------------------------------------------------------
+# Every subnet a workload sends from routes 0.0.0.0/0 to the firewall (when there is one, and always in prod).
+# ---------------------------------------------------------------------------------------------------
+
+# Where each kind of workload names the subnet it sends its traffic from.
+EGRESS_SUBNET_PATHS = {
+    "web:WebApp": "virtualNetworkSubnetId",  # VNet integration (outbound)
+    "apimanagement:ApiManagementService": "virtualNetworkConfiguration.subnetResourceId",
+    "containerregistry:AgentPool": "virtualNetworkSubnetResourceId",
+}
+
+
+def _egress_subnet_ids(resources: Sequence[PolicyResource]) -> dict[str, PolicyResource]:
+    """Subnet id (lower case) -> a workload that sends from it."""
+    found: dict[str, PolicyResource] = {}
+    for kind, path in EGRESS_SUBNET_PATHS.items():
+        for workload in of_type(resources, kind):
+            if prop(workload.props, path):
+                found.setdefault(str(prop(workload.props, path)).lower(), workload)
+    for group in of_type(resources, "containerinstance:ContainerGroup"):
+        for subnet in items(prop(group.props, "subnetIds")):
+            if prop(subnet, "id"):
+                found.setdefault(str(prop(subnet, "id")).lower(), group)
+    return found
+
+
+def _default_routes(table: PolicyResource, resources: Sequence[PolicyResource]) -> list[Any]:
+    """The table's 0.0.0.0/0 routes: listed in the table, or separate Route resources naming it."""
+    table_name, table_id = azure_name(table, "routeTableName"), resource_id(table)
+    routes = list(items(prop(table.props, "routes")))
+    for route in of_type(resources, "network:Route"):
+        by_name = same_text(prop(route.props, "routeTableName"), table_name) and same_text(
+            prop(route.props, "resourceGroupName"), prop(table.props, "resourceGroupName")
+        )
+        if by_name or is_child_id(resource_id(route), table_id):
+            routes.append(route.props)
+    return [route for route in routes if prop(route, "addressPrefix") == "0.0.0.0/0"]
+
+
+def _firewall_addresses(resources: Sequence[PolicyResource]) -> set[str]:
+    return {
+        str(prop(configuration, "privateIPAddress"))
+        for firewall in of_type(resources, "network:AzureFirewall")
+        for configuration in items(prop(firewall.props, "ipConfigurations"))
+        if prop(configuration, "privateIPAddress")
+    }
+
+
+def _egress_not_through_firewall(resources: Sequence[PolicyResource]) -> Iterable[tuple[str, str]]:
+    firewalls = of_type(resources, "network:AzureFirewall")
+    addresses = _firewall_addresses(resources)
+    tables = {str(resource_id(t)).lower(): t for t in of_type(resources, "network:RouteTable") if resource_id(t)}
+    senders = _egress_subnet_ids(resources)
+    for vnet in of_type(resources, "network:VirtualNetwork"):
+        if not firewalls and environment_of(vnet.props, vnet.urn) not in PRODUCTION_ENVIRONMENTS:
+            continue  # no firewall to route to, and not prod: default outbound access is allowed
+        vnet_id = str(resource_id(vnet) or "").lower()
+        for subnet in items(prop(vnet.props, "subnets")):
+            subnet_id = f"{vnet_id}/subnets/{str(prop(subnet, 'name')).lower()}"
+            sender = senders.get(subnet_id)
+            if sender is None:
+                continue
+            where = f"subnet {prop(subnet, 'name')} (sent from by {short_type(sender.resource_type)} {sender.name})"
+            table = tables.get(str(prop(subnet, "routeTable.id") or "").lower())
+            if not firewalls:
+                yield f"{where}: this prod stack has no Azure Firewall to route egress to", vnet.urn
+            elif table is None:
+                yield f"{where} has no route table, so it egresses around the firewall", vnet.urn
+            elif not any(_to_firewall(route, addresses) for route in _default_routes(table, resources)):
+                yield f"{where}: route table {table.name} sends no 0.0.0.0/0 to the firewall", vnet.urn
+
+
+def _to_firewall(route: Any, addresses: set[str]) -> bool:
+    """A 0.0.0.0/0 route to a virtual appliance at the firewall's address (unknown in a preview: any appliance)."""
+    if not same_text(prop(route, "nextHopType"), "VirtualAppliance"):
+        return False
+    return not addresses or str(prop(route, "nextHopIpAddress")) in addresses
+
+
 RULES = [
     stack_rule(
         "registry-trusted-services-for-identity-pulls",
@@ -206,5 +325,23 @@ RULES = [
         remediation="call components/diagnostics.py:send_to_workspace(resource=<the service>, ...) next to the "
         "service (logs=False / metrics=False for types without one of the two)",
         check=_services_without_diagnostics,
+    ),
+    stack_rule(
+        "webapp-private-behind-gateway",
+        description="A web app that an Application Gateway fronts has public network access Disabled, so the WAF "
+        "cannot be bypassed through the app's own host name; in prod every web app is behind one.",
+        remediation="set aichat:ingress.mode: applicationGateway (components/app_service.py then sets "
+        "public_network_access='Disabled' and adds the site's private endpoint; components/ingress.py adds the "
+        "gateway)",
+        check=_web_apps_reachable_around_a_gateway,
+    ),
+    stack_rule(
+        "egress-subnets-routed-to-firewall",
+        description="Where the stack has an Azure Firewall (always in prod), every subnet a workload sends from "
+        "(App Service integration, API Management, container groups, registry agent pools) routes 0.0.0.0/0 to it.",
+        remediation="set aichat:egress.mode: firewall (components/network.py gives each egressing subnet a route "
+        "table, components/egress.py its 0.0.0.0/0 route to the firewall); a new egressing subnet role needs "
+        "egresses=True in components/network.py",
+        check=_egress_not_through_firewall,
     ),
 ]

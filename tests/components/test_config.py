@@ -210,7 +210,7 @@ def test_a_top_level_key_the_stack_file_adds_is_reported_even_when_it_is_no_slip
     monkeypatch.setattr(config_module, "PROJECT_ROOT", tmp_path)
     with pytest.raises(ProgramError) as raised:
         run_with("dev", values)
-    assert "aichat: unknown key(s) storage; known keys: appService, environment" in str(raised.value)
+    assert "aichat: unknown key(s) storage; known keys: appService, egress, environment" in str(raised.value)
 
 
 def test_the_loader_reads_config_through_the_public_pulumi_api_only():

@@ -4,24 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from components.config import ConfigError, parse_stack_config, project_keys
+from components.config import parse_stack_config
+from tests.components.config_errors import error_for
 from tools.offline import ProgramError
-
-
-@pytest.fixture
-def values(stack_values):
-    """Config of a stack without the `aichat:` prefix, as parse_stack_config takes it."""
-
-    def load(stack: str = "dev") -> dict:
-        return project_keys(stack_values(stack))
-
-    return load
-
-
-def error_for(values: dict, stack: str = "dev") -> str:
-    with pytest.raises(ConfigError) as raised:
-        parse_stack_config(values, stack)
-    return str(raised.value)
 
 
 def instance(name: str, region: str, priority: int = 1, weight: int = 50) -> dict:

@@ -39,9 +39,23 @@ def test_app_identity_may_read_those_secrets_and_nothing_wider(program):
     secrets = program.of_type("azure-native:keyvault:Secret")
     app_identity = program.one("azure-native:managedidentity:UserAssignedIdentity", "identities-app")
     readers = [g for g in program.role_grants() if g.role_id == BuiltInRole.KEY_VAULT_SECRETS_USER.value]
-    assert sorted((g.scope, g.principal_id) for g in readers) == sorted(
+    app_readers = [g for g in readers if g.principal_id == app_identity.outputs["principalId"]]
+    assert sorted((g.scope, g.principal_id) for g in app_readers) == sorted(
         (secret.id, app_identity.outputs["principalId"]) for secret in secrets
     )
+    # The only other reader is the ingress gateway, of its certificate's secret alone (test_ingress.py).
+    vault = program.one("azure-native:keyvault:Vault")
+    others = [g for g in readers if g not in app_readers]
+    assert all(g.scope.startswith(f"{vault.id}/secrets/") for g in others)
+    assert len(others) == (1 if program.stack_config.ingress.through_gateway else 0)
+
+
+def test_trusted_services_pass_the_vault_firewall_only_for_the_ingress_gateway(dev, prod):
+    # The gateway fetches its certificate as a trusted service (Microsoft's baseline); public access stays off.
+    for run, bypass in ((dev, "None"), (prod, "AzureServices")):
+        properties = run.one("azure-native:keyvault:Vault").inputs["properties"]
+        assert properties["networkAcls"] == {"defaultAction": "Deny", "bypass": bypass}
+        assert properties["publicNetworkAccess"] == "Disabled"
 
 
 def test_each_generated_secret_gets_its_own_reader_grant(declare):

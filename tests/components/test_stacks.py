@@ -31,12 +31,40 @@ def split_per_instance(program) -> tuple[set[tuple[str, str]], Counter]:
     return shared, per_instance
 
 
-def test_dev_and_prod_register_the_same_resources_apart_from_per_instance_ones(dev, prod):
+# What ingress mode applicationGateway and egress mode firewall add (prod's; dev uses public and default):
+# the gateway and the firewall with everything of theirs, the route tables and the gateway subnet's NSG, and
+# the web app's private endpoint.
+MODE_RESOURCE_PREFIXES = ("ingress-", "egress-", "network-rt-", "network-nsg-applicationGateway", "chat-site-pe")
+MODE_RESOURCE_NAMES = {"chat-site-dns"}
+
+
+def is_mode_resource(name: str) -> bool:
+    return name.startswith(MODE_RESOURCE_PREFIXES) or name in MODE_RESOURCE_NAMES
+
+
+def with_prods_ingress_and_egress(dev_values: dict, prod_values: dict) -> dict:
+    """dev's stack file with prod's ingress and egress modes (and the subnets they need)."""
+    values = {
+        **dev_values,
+        "aichat:ingress": prod_values["aichat:ingress"],
+        "aichat:egress": prod_values["aichat:egress"],
+    }
+    values["aichat:network"]["subnets"].update(applicationGateway="10.40.5.0/24", firewall="10.40.6.0/26")
+    return values
+
+
+def test_dev_and_prod_register_the_same_resources_apart_from_per_instance_ones_and_the_modes(dev, prod):
     dev_shared, dev_shape = split_per_instance(dev)
     prod_shared, prod_shape = split_per_instance(prod)
-    assert dev_shared == prod_shared
+    assert dev_shared <= prod_shared
+    assert {name for _, name in prod_shared - dev_shared if not is_mode_resource(name)} == set()
     dev_count, prod_count = len(instance_names(dev)) or 1, len(instance_names(prod)) or 1
     assert {k: v // dev_count for k, v in dev_shape.items()} == {k: v // prod_count for k, v in prod_shape.items()}
+
+
+def test_dev_with_prods_ingress_and_egress_registers_what_prod_does(prod, stack_values, run_with):
+    dev_like_prod = run_with("dev", with_prods_ingress_and_egress(stack_values("dev"), stack_values("prod")))
+    assert split_per_instance(dev_like_prod)[0] == split_per_instance(prod)[0]
 
 
 def test_running_the_program_twice_gives_identical_names_and_role_assignments():

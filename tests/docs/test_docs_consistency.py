@@ -69,9 +69,11 @@ def test_every_documented_config_key_is_one_the_program_reads():
     assert unknown == [], "documented keys the config parser does not know:\n" + "\n".join(unknown)
 
 
-def test_every_documented_stack_output_is_exported(program):
-    missing = sorted(f"{doc}: {name}" for doc, name in documented_outputs() if name not in program.outputs)
-    assert missing == [], f"{program.stack} does not export:\n" + "\n".join(missing)
+def test_every_documented_stack_output_is_exported(program_runs):
+    # Some outputs belong to a mode one stack uses (ingressFqdn: ingress mode applicationGateway, prod's).
+    exported = {name for run in program_runs.values() for name in run.outputs}
+    missing = sorted(f"{doc}: {name}" for doc, name in documented_outputs() if name not in exported)
+    assert missing == [], "no stack exports:\n" + "\n".join(missing)
 
 
 def test_every_output_the_stack_exports_is_documented(program):

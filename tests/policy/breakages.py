@@ -21,10 +21,14 @@ from tools.offline import stack_config_values
 
 
 def _set_path(target: Any, path: str, value: Any) -> None:
-    """Set a dotted snake_case path inside Pulumi args objects (input types or ResourceOptions)."""
+    """Set a dotted snake_case path inside Pulumi args objects (input types or ResourceOptions); a number steps
+    into a list (`subnets.0.default_outbound_access`)."""
     *parents, last = path.split(".")
     for name in parents:
-        target = getattr(target, name) if isinstance(target, pulumi.ResourceOptions) else pulumi.get(target, name)
+        if name.isdigit():
+            target = target[int(name)]
+        else:
+            target = getattr(target, name) if isinstance(target, pulumi.ResourceOptions) else pulumi.get(target, name)
     if isinstance(target, pulumi.ResourceOptions):
         setattr(target, last, value)
     else:
@@ -35,7 +39,7 @@ def override_resource_args(monkeypatch: pytest.MonkeyPatch, module: str, resourc
     """Make `<module>.<resource>(...)` (as one component calls it) receive `settings` instead of its own values.
 
     Keys are keyword arguments; a `__` in a key is a dotted path into nested args,
-    e.g. `properties__enable_purge_protection=False` or `opts__protect=False`.
+    e.g. `properties__enable_purge_protection=False`, `opts__protect=False` or `subnets__0__name="x"`.
     """
     component = importlib.import_module(module)
     sdk_module_name, class_name = resource.rsplit(".", 1)
@@ -47,7 +51,10 @@ def override_resource_args(monkeypatch: pytest.MonkeyPatch, module: str, resourc
             for key, value in settings.items():
                 top, _, rest = key.partition("__")
                 if rest:
-                    kwargs[top] = copy.copy(kwargs[top])
+                    # A copy (of each item too, for a list), so the change stays in this one resource.
+                    original_value = kwargs[top]
+                    is_list = isinstance(original_value, list)
+                    kwargs[top] = [copy.copy(v) for v in original_value] if is_list else copy.copy(original_value)
                     _set_path(kwargs[top], rest.replace("__", "."), value)
                 else:
                     kwargs[top] = value
@@ -179,6 +186,40 @@ BREAKAGES = [
         "diagnostic-settings-on-every-service",
         "chat-site",
         patch=lambda mp: mp.setattr(importlib.import_module("components.app_service"), "send_to_workspace", _nothing),
+    ),
+    Breakage(
+        "waf-detecting-in-prod",
+        "prod",
+        "waf-prevention-in-prod",
+        "ingress-waf",
+        patch=lambda mp: override_resource_args(
+            mp, "components.ingress", "network.WebApplicationFirewallPolicy", policy_settings__mode="Detection"
+        ),
+    ),
+    Breakage(
+        "web-app-public-behind-the-gateway",
+        "prod",
+        "webapp-private-behind-gateway",
+        "chat-site",
+        patch=lambda mp: override_resource_args(
+            mp, "components.app_service", "web.WebApp", public_network_access="Enabled"
+        ),
+    ),
+    Breakage(
+        "egress-routes-left-out",
+        "prod",
+        "egress-subnets-routed-to-firewall",
+        "network-vnet",
+        patch=lambda mp: mp.setattr(importlib.import_module("components.egress").network, "Route", _placeholder),
+    ),
+    Breakage(
+        "subnet-with-default-outbound-access-in-prod",
+        "prod",
+        "default-outbound-access-off-in-prod",
+        "network-vnet",
+        patch=lambda mp: override_resource_args(
+            mp, "components.network", "network.VirtualNetwork", subnets__0__default_outbound_access=None
+        ),
     ),
     Breakage(
         "workload-granted-contributor",

@@ -135,3 +135,19 @@ APIM = {
     "identity": {"type": "SystemAssigned"},
 }
 APP_SERVICE_PLAN = {"location": "swedencentral", "tags": TAGS, "sku": {"name": "P1v3", "capacity": 1}}
+PROD_TAGS = {**TAGS, "environment": "prod"}
+WAF_POLICY_PROD = {
+    "location": "swedencentral",
+    "tags": PROD_TAGS,
+    "policySettings": {"state": "Enabled", "mode": "Prevention", "requestBodyCheck": True},
+    "managedRules": {"managedRuleSets": [{"ruleSetType": "Microsoft_DefaultRuleSet", "ruleSetVersion": "2.1"}]},
+}
+VNET_PROD = {
+    "location": "swedencentral",
+    "tags": PROD_TAGS,
+    "addressSpace": {"addressPrefixes": ["10.50.0.0/16"]},
+    "subnets": [
+        {"name": "snet-app", "addressPrefix": "10.50.0.0/24", "defaultOutboundAccess": False},
+        {"name": "AzureFirewallSubnet", "addressPrefix": "10.50.6.0/26", "defaultOutboundAccess": False},
+    ],
+}

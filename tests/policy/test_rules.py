@@ -26,6 +26,8 @@ from tests.policy.synthetic import (
     REGISTRY,
     TAGS,
     VAULT,
+    VNET_PROD,
+    WAF_POLICY_PROD,
     WEB_APP,
     arm_id,
     changed,
@@ -283,6 +285,46 @@ CASES = [
         "identity.type is 'None'",
     ),
     Case(
+        "waf-prevention-in-prod",
+        "network:WebApplicationFirewallPolicy",
+        WAF_POLICY_PROD,
+        changed(WAF_POLICY_PROD, "policySettings.mode", "Detection"),
+        "policySettings.mode is 'Detection'",
+        stack="prod",
+    ),
+    Case(
+        "waf-prevention-in-prod",
+        "network:WebApplicationFirewallPolicy",
+        WAF_POLICY_PROD,
+        changed(WAF_POLICY_PROD, "policySettings.state", "Disabled"),
+        "policySettings.state is 'Disabled'",
+        stack="prod",
+    ),
+    Case(
+        "default-outbound-access-off-in-prod",
+        "network:VirtualNetwork",
+        VNET_PROD,
+        changed(VNET_PROD, "subnets", [{**VNET_PROD["subnets"][0], "defaultOutboundAccess": True}]),
+        "subnet snet-app has defaultOutboundAccess True",
+        stack="prod",
+    ),
+    Case(
+        "default-outbound-access-off-in-prod",
+        "network:VirtualNetwork",
+        VNET_PROD,
+        changed(VNET_PROD, "subnets", [{"name": "snet-jobs", "addressPrefix": "10.50.3.0/27"}]),
+        "subnet snet-jobs has defaultOutboundAccess None",
+        stack="prod",
+    ),
+    Case(
+        "default-outbound-access-off-in-prod",
+        "network:Subnet",
+        {"tags": {"environment": "prod"}, "defaultOutboundAccess": False},
+        {"tags": {"environment": "prod"}},
+        "defaultOutboundAccess is not set",
+        stack="prod",
+    ),
+    Case(
         "stateful-resources-protected-in-prod",
         "dbforpostgresql:Server",
         changed(POSTGRES_SERVER, "tags.environment", "prod"),
@@ -355,6 +397,14 @@ def test_a_registry_open_to_build_agents_may_keep_its_export_policy():
     assert findings("registry-export-disabled", registration("containerregistry:Registry", opened)) == []
 
 
+def test_dev_may_run_the_waf_in_detection_and_keep_default_outbound_access():
+    detecting = changed(changed(WAF_POLICY_PROD, "tags.environment", "dev"), "policySettings.mode", "Detection")
+    assert findings("waf-prevention-in-prod", registration("network:WebApplicationFirewallPolicy", detecting)) == []
+    open_subnet = changed(VNET_PROD, "tags.environment", "dev")
+    open_subnet["subnets"][0]["defaultOutboundAccess"] = True
+    assert findings("default-outbound-access-off-in-prod", registration("network:VirtualNetwork", open_subnet)) == []
+
+
 def test_stateful_resources_need_no_protection_outside_prod():
     assert findings("stateful-resources-protected-in-prod", registration("keyvault:Vault", VAULT, protect=False)) == []
 
@@ -368,6 +418,8 @@ STACK_RULES = (
     "private-endpoint-dns-zone-group",
     "no-privileged-roles-for-workloads",
     "diagnostic-settings-on-every-service",
+    "webapp-private-behind-gateway",
+    "egress-subnets-routed-to-firewall",
 )
 ENDPOINT_ID = arm_id("Microsoft.Network/privateEndpoints", "pe-vault")
 
@@ -589,6 +641,107 @@ def test_service_without_logs_passes_with_metrics_only():
     )
     metrics_only = diagnostic_setting({"resourceUri": plan_id, "logs": None})
     assert findings("diagnostic-settings-on-every-service", plan, metrics_only) == []
+
+
+# A web app, the gateway in front of it, and the subnets, routes and firewall of a stack's network edge.
+SITE_HOST = "app-test.azurewebsites.net"
+VNET_ID = arm_id("Microsoft.Network/virtualNetworks", "vnet")
+TABLE_ID = arm_id("Microsoft.Network/routeTables", "rt-app")
+FIREWALL_IP = "10.50.6.4"
+
+
+def web_app(stack: str = "dev", **props):
+    site = {**WEB_APP, "tags": {**TAGS, "environment": stack}, "defaultHostName": SITE_HOST, **props}
+    return registration("web:WebApp", site, name="chat-site", stack=stack)
+
+
+def application_gateway(backend: str = SITE_HOST, stack: str = "dev"):
+    pools = [{"name": "chat-app", "backendAddresses": [{"fqdn": backend}]}]
+    return registration("network:ApplicationGateway", {"backendAddressPools": pools}, name="agw", stack=stack)
+
+
+def test_a_web_app_behind_a_gateway_with_public_access_off_passes():
+    assert (
+        findings("webapp-private-behind-gateway", web_app(publicNetworkAccess="Disabled"), application_gateway()) == []
+    )
+
+
+@pytest.mark.parametrize("access", ["Enabled", None])
+def test_a_web_app_a_gateway_fronts_but_the_internet_still_reaches_is_reported(access):
+    found = findings("webapp-private-behind-gateway", web_app(publicNetworkAccess=access), application_gateway())
+    assert [v.resource_name for v in found] == ["chat-site"]
+    assert "anyone can go around the WAF" in str(found[0])
+
+
+def test_a_prod_web_app_without_a_gateway_is_reported_and_a_dev_one_is_not():
+    assert findings("webapp-private-behind-gateway", web_app()) == []
+    found = findings("webapp-private-behind-gateway", web_app("prod", publicNetworkAccess="Disabled"))
+    assert "prod web app chat-site has no application gateway" in str(found[0])
+    other_app = application_gateway(backend="another.azurewebsites.net", stack="prod")
+    assert findings("webapp-private-behind-gateway", web_app("prod", publicNetworkAccess="Disabled"), other_app)
+
+
+def edge(route_props: dict | None, *, stack: str = "prod", with_firewall: bool = True, table: bool = True) -> list:
+    """A VNet whose app subnet the web app sends from, its route table, one route, and the firewall."""
+    subnet = {"name": "snet-app", "addressPrefix": "10.50.0.0/24", "defaultOutboundAccess": False}
+    if table:
+        subnet["routeTable"] = {"id": TABLE_ID}
+    tags = {**TAGS, "environment": stack}
+    resources = [
+        registration(
+            "network:VirtualNetwork",
+            {"tags": tags, "subnets": [subnet]},
+            outputs={"tags": tags, "subnets": [subnet], "id": VNET_ID},
+            name="vnet",
+            stack=stack,
+        ),
+        web_app(stack, virtualNetworkSubnetId=f"{VNET_ID}/subnets/snet-app"),
+        registration(
+            "network:RouteTable",
+            {"routeTableName": "rt-app", "resourceGroupName": "rg-test", "id": TABLE_ID},
+            name="rt-app",
+            stack=stack,
+        ),
+    ]
+    if route_props is not None:
+        route = {"routeTableName": "rt-app", "resourceGroupName": "rg-test", **route_props}
+        resources.append(registration("network:Route", route, name="to-firewall", stack=stack))
+    if with_firewall:
+        configurations = [{"name": "egress", "privateIPAddress": FIREWALL_IP}]
+        resources.append(
+            registration("network:AzureFirewall", {"ipConfigurations": configurations}, name="afw", stack=stack)
+        )
+    return resources
+
+
+TO_FIREWALL = {"addressPrefix": "0.0.0.0/0", "nextHopType": "VirtualAppliance", "nextHopIpAddress": FIREWALL_IP}
+
+
+def test_an_egress_subnet_routed_to_the_firewall_passes():
+    assert findings("egress-subnets-routed-to-firewall", *edge(TO_FIREWALL)) == []
+
+
+@pytest.mark.parametrize(
+    "route, table, says",
+    [
+        (None, True, "route table rt-app sends no 0.0.0.0/0 to the firewall"),
+        ({**TO_FIREWALL, "nextHopIpAddress": "10.50.6.99"}, True, "sends no 0.0.0.0/0 to the firewall"),
+        ({**TO_FIREWALL, "nextHopType": "Internet"}, True, "sends no 0.0.0.0/0 to the firewall"),
+        (TO_FIREWALL, False, "has no route table, so it egresses around the firewall"),
+    ],
+)
+def test_an_egress_subnet_that_goes_around_the_firewall_is_reported(route, table, says):
+    found = findings("egress-subnets-routed-to-firewall", *edge(route, table=table))
+    assert [v.resource_name for v in found] == ["vnet"]
+    assert says in str(found[0]) and "sent from by web:WebApp chat-site" in str(found[0])
+
+
+def test_a_prod_stack_without_a_firewall_is_reported_and_a_dev_one_may_use_default_outbound():
+    found = findings("egress-subnets-routed-to-firewall", *edge(None, with_firewall=False, table=False))
+    assert "this prod stack has no Azure Firewall" in str(found[0])
+    assert (
+        findings("egress-subnets-routed-to-firewall", *edge(None, stack="dev", with_firewall=False, table=False)) == []
+    )
 
 
 # -------------------------------------------------------------------------------------------------

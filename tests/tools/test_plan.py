@@ -70,13 +70,39 @@ def test_diagram_shows_every_private_endpoint_and_openai_account(stack_report):
 def test_diagram_draws_the_request_path_to_every_openai_account(stack_report):
     stack, _, stdout, _ = stack_report
     diagram = mermaid_block(stdout)
-    assert 'browser ==>|"HTTPS"| chat_site' in diagram
+    ingress = stack_config_values(stack)["aichat:ingress"]
+    if ingress["mode"] == "applicationGateway":  # prod: through the WAF to the app's private endpoint
+        host = ingress["applicationGateway"]["hostName"]
+        assert f'browser ==>|"HTTPS {host}"| ingress_gateway' in diagram
+        assert 'ingress_gateway ==>|"WAF passed"| chat_site_pe' in diagram
+        assert 'chat_site_pe -.-|"sites"| chat_site' in diagram
+        assert 'browser ==>|"HTTPS"| chat_site' not in diagram
+    else:
+        assert 'browser ==>|"HTTPS"| chat_site' in diagram
     assert 'chat_site ==>|"Entra token"| gateway_apim' in diagram
     for account in stack_config_values(stack)["aichat:openai"]["instances"]:
         assert (
             f'gateway_apim ==>|"priority {account["priority"]}, weight {account["weight"]}"| openai_{account["name"]}'
             in diagram
         )
+
+
+EGRESS_SUBNETS = ("snet_app", "snet_apim", "snet_jobs", "snet_build_agents")
+
+
+def test_diagram_draws_each_subnets_way_out(stack_report):
+    stack, _, stdout, _ = stack_report
+    diagram = mermaid_block(stdout)
+    if stack_config_values(stack)["aichat:egress"]["mode"] == "firewall":  # prod
+        for subnet in EGRESS_SUBNETS:
+            assert f'subnet_{subnet} -->|"0.0.0.0/0"| egress_firewall' in diagram
+        assert 'subnet_snet_apim -.->|"ApiManagement"| internet' in diagram
+        assert 'egress_firewall -->|"allowed host names and service tags"| internet' in diagram
+        assert "default outbound access" not in diagram
+    else:
+        for subnet in EGRESS_SUBNETS:
+            assert f'subnet_{subnet} -.->|"default outbound access"| internet' in diagram
+        assert "subnet_snet_private_endpoints -.->" not in diagram  # private: no default outbound access
 
 
 def test_report_lists_components_settings_and_roles(stack_report):
