@@ -126,7 +126,7 @@ class ChatWebApp(pulumi.ComponentResource):
         app_settings = chat_app_settings(args)
         site = web.WebApp(
             f"{name}-site",
-            name=context.unique_name("app", max_length=60),
+            name=context.lasting_name("app", max_length=60),
             resource_group_name=args.resource_group_name,
             location=context.location,
             kind="app,linux,container",

@@ -66,11 +66,23 @@ class StackContext:
             lambda values: unique_name(base, self.stack, *values, max_length=max_length, alphanumeric=alphanumeric)
         )
 
+    def lasting_name(self, abbreviation: str, *, max_length: int) -> pulumi.Output[str]:
+        """A globally unique name that outlives the stack's incarnations, for names people keep elsewhere
+        and that Azure frees at once on deletion: the web app's host name (the sign-in registration's
+        redirect URI, bookmarks) and a gateway's DNS label (a custom domain's CNAME)."""
+        base = self.name(abbreviation)
+        return self.subscription_id.apply(
+            lambda subscription_id: unique_name(
+                base, self.stack, subscription_id, None, max_length=max_length, alphanumeric=False
+            )
+        )
+
 
 def unique_name(
-    base: str, stack: str, subscription_id: str, incarnation: str, *, max_length: int, alphanumeric: bool
+    base: str, stack: str, subscription_id: str, incarnation: str | None, *, max_length: int, alphanumeric: bool
 ) -> str:
-    """`base` plus 6 hex digits of a hash of where and which incarnation of the stack it belongs to."""
-    digest = hashlib.sha256(f"{subscription_id}/{stack}/{incarnation}/{base}".encode()).hexdigest()[:6]
+    """`base` plus 6 hex digits of a hash of where (and which incarnation of) the stack it belongs to."""
+    scope = "/".join(part for part in (subscription_id, stack, incarnation, base) if part is not None)
+    digest = hashlib.sha256(scope.encode()).hexdigest()[:6]
     trimmed = base[: max_length - len(digest) - (0 if alphanumeric else 1)]
     return f"{trimmed}{digest}" if alphanumeric else f"{trimmed}-{digest}"

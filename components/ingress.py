@@ -109,7 +109,7 @@ class Ingress(pulumi.ComponentResource):
             name_part="agw",
             resource_group_name=args.resource_group_name,
             zones=gateway_settings.zones,
-            dns_label=args.context.unique_name("agw", max_length=60),
+            dns_label=args.context.lasting_name("agw", max_length=60),
             parent=self,
         )
         gateway = self._gateway(name, args, gateway_settings, identity, waf, address, [certificate_reader])

@@ -129,9 +129,12 @@ def _check_model_lifecycle(
     if not entry.is_open(model.sku_name, today):
         since = f"after {last_day}" if last_day else f"({entry.lifecycle} when the catalogue was reviewed)"
         replacement = f"; Microsoft's replacement: {entry.replacement}" if entry.replacement else ""
+        # A stack that already has this deployment keeps it until retirement; skipCatalogCheck lets it deploy
+        # other changes (a hot fix) before it moves to a newer model.
         findings.problems.append(
             f"{model.key}.version: {model.model_name} {model.model_version} takes no new {model.sku_name} deployments "
-            f"{since}{replacement}; choose a model the catalogue lists as open ({CATALOG_FILE}), {escape}"
+            f"{since}{replacement}; choose a model the catalogue lists as open ({CATALOG_FILE}), {escape} (also "
+            "when this stack already has the deployment and must ship another change before moving)"
         )
     elif last_day is not None and (last_day - today).days < CLOSING_SOON_DAYS:
         findings.warnings.append(

@@ -60,10 +60,11 @@ class ContainerRegistry(pulumi.ComponentResource):
             # registry's trusted services list (container-registry/allow-access-trusted-services.md).
             network_rule_bypass_options="AzureServices" if args.trusted_services_pull else "None",
             # No image leaves by import or transfer into another registry (data exfiltration). Azure accepts
-            # this only while public network access is off (container-registry/data-loss-prevention.md).
-            policies=None
-            if build_agents
-            else containerregistry.PoliciesArgs(export_policy=containerregistry.ExportPolicyArgs(status="disabled")),
+            # this only while public network access is off (container-registry/data-loss-prevention.md), and
+            # refuses public access while it is disabled: dev's build-agent switch turns it back on explicitly.
+            policies=containerregistry.PoliciesArgs(
+                export_policy=containerregistry.ExportPolicyArgs(status="enabled" if build_agents else "disabled")
+            ),
             tags=dict(context.tags),
             opts=pulumi.ResourceOptions(parent=self, protect=args.protect),
         )

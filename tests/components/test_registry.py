@@ -86,3 +86,11 @@ def test_no_trusted_service_exception_without_a_job(stack_values, run_with):
 def test_images_cannot_be_exported_from_the_registry(program):
     registry = program.one("azure-native:containerregistry:Registry").inputs
     assert registry["policies"]["exportPolicy"]["status"] == "disabled"
+
+
+def test_the_build_agent_switch_turns_export_back_on_which_public_access_needs(stack_values, run_with):
+    # Azure refuses public network access while the export policy is disabled.
+    values = stack_values("dev")
+    values["aichat:registry"]["buildAgentIpRanges"] = ["203.0.113.0/28"]
+    registry = run_with("dev", values).one("azure-native:containerregistry:Registry").inputs
+    assert (registry["publicNetworkAccess"], registry["policies"]["exportPolicy"]["status"]) == ("Enabled", "enabled")

@@ -104,3 +104,13 @@ def test_the_program_names_its_key_vault_from_the_incarnation_in_its_state(dev):
     vault = dev.one("azure-native:keyvault:Vault").inputs["vaultName"]
     expected = unique_name("kv-aichat-dev", "dev", FAKE_SUBSCRIPTION_ID, incarnation, max_length=24, alphanumeric=False)
     assert vault == expected
+
+
+def test_the_web_app_keeps_its_host_name_across_incarnations(dev):
+    """Its host name is the sign-in registration's redirect URI and users' bookmarks; Azure frees a deleted
+    web app's name at once, so it need not change when the stack is created again."""
+    from components.context import unique_name
+    from tools.offline import FAKE_SUBSCRIPTION_ID
+
+    site = dev.one("azure-native:web:WebApp").inputs["name"]
+    assert site == unique_name("app-aichat-dev", "dev", FAKE_SUBSCRIPTION_ID, None, max_length=60, alphanumeric=False)
