@@ -82,7 +82,8 @@ def test_every_output_the_stack_exports_is_documented(program):
 
 
 def test_every_urn_the_docs_give_exists_in_each_stack(program):
-    urns = {program.by_urn(r.urn).urn for r in program.resources}
+    # The engine leaves the root stack out of a top-level resource's type chain; the SDK's mocks keep it.
+    urns = {r.urn.replace("::pulumi:pulumi:Stack$", "::", 1) for r in program.resources}
     for doc, text in doc_texts().items():
         for urn in URN.findall(text):
             concrete = re.sub(r"^urn:pulumi:[^:]+::", f"urn:pulumi:{program.stack}::", urn)
