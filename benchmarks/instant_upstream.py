@@ -25,7 +25,7 @@ import sys
 
 HEADER_END = b"\r\n\r\n"
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:\s*(\d+)", re.IGNORECASE)
-FIRST_SOURCE = re.compile(rb"Sources:\\n(\S+?#page=\d+): ")  # the app's prompt, as JSON text
+FIRST_SOURCE = re.compile(rb"Sources:\\n(\S+?#(?:page=\d+|[\w-]+)): ")  # the app's prompt, as JSON text
 ANSWER = "The documents answer this. See the first source [{source}] for details."
 NOT_FOUND = "I do not know: the sources do not say."
 

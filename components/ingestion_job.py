@@ -33,7 +33,9 @@ CONTAINER_GROUP_LOG_CATEGORIES = ("ContainerInstanceLog", "ContainerEvent")
 
 
 def ingest_command(document_paths: Sequence[str]) -> list[str]:
-    return ["python", "-m", "apps.chat", "ingest", *document_paths]
+    """Each listed folder is a collection; `--sync` removes its documents whose files left the image, so the
+    database holds exactly what this image ships. `--` keeps a path that starts with `-` a path."""
+    return ["python", "-m", "apps.chat", "ingest", "--sync", "--", *document_paths]
 
 
 def run_fingerprint(image: str, document_paths: Sequence[str]) -> str:

@@ -1,4 +1,4 @@
-"""Command line: python -m apps.chat ingest PATH... | serve [--port N] | evaluate QA.jsonl ..."""
+"""Command line: python -m apps.chat ingest PATH... [--collection NAME] [--sync] | serve [--port N] | evaluate QA.jsonl ..."""
 
 from __future__ import annotations
 
@@ -33,6 +33,18 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="members of this Entra group may read these documents; repeatable",
     )
+    ingest.add_argument(
+        "--collection",
+        type=_collection_name,
+        metavar="NAME",
+        help="the collection these documents belong to; default: the collection whose folder holds them,"
+        " else one named after the folder given (or the file's folder)",
+    )
+    ingest.add_argument(
+        "--sync",
+        action="store_true",
+        help="also remove the documents of each folder given whose files are no longer in it",
+    )
 
     serve = commands.add_parser("serve", help="run the web app")
     serve.add_argument("--port", type=int, default=None, help="default: $PORT, $WEBSITES_PORT or 8000")
@@ -43,11 +55,37 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def _ingest(settings, paths: list[Path], user_ids: list[str], group_ids: list[str]) -> int:
+def _collection_name(text: str) -> str:
+    from .sources import check_collection_name
+
+    try:
+        return check_collection_name(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+async def _ingest(settings, arguments: argparse.Namespace) -> int:
+    import psycopg
+
     from .ingest import AccessList
+    from .model_client import ModelError
     from .services import ingest_paths
 
-    report = await ingest_paths(settings, paths, AccessList(tuple(user_ids), tuple(group_ids)))
+    access = AccessList(tuple(arguments.user_id), tuple(arguments.group_id))
+    try:
+        report = await ingest_paths(
+            settings, arguments.paths, access, collection=arguments.collection, sync=arguments.sync
+        )
+    except (psycopg.Error, ModelError) as error:
+        # Each document is written in one transaction, so none is half-written: running again finishes.
+        failed = "the database" if isinstance(error, psycopg.Error) else "the embedding model"
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        print(
+            f"error: ingestion stopped: {failed} failed ({reason}); every document is either fully written"
+            " or unchanged, run the same command again to finish",
+            file=sys.stderr,
+        )
+        return 3
     print(report.summary())
     return 1 if report.failed else 0
 
@@ -56,11 +94,12 @@ def _serve(settings, host: str, port: int | None) -> int:
     import uvicorn
 
     from .app import create_app
+    from .server import uvicorn_options
 
     # uvicorn shuts down gracefully on SIGTERM, then raises the signal again with our handler in place.
     # Exiting normally here (not dying of the signal) lets the embedded PostgreSQL stop at exit.
     signal.signal(signal.SIGTERM, _exit_normally)
-    uvicorn.run(create_app(settings), host=host, port=port or settings.port, log_level="info")
+    uvicorn.run(create_app(settings), host=host, port=port or settings.port, log_level="info", **uvicorn_options())
     return 0
 
 
@@ -97,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if arguments.command == "ingest":
-        return asyncio.run(_ingest(settings, arguments.paths, arguments.user_id, arguments.group_id))
+        return asyncio.run(_ingest(settings, arguments))
     return _serve(settings, arguments.host, arguments.port)
 
 

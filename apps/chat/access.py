@@ -65,7 +65,7 @@ def _groups_from_principal(encoded: str | None) -> tuple[str, ...]:
         return tuple(
             str(claim["val"]) for claim in claims if claim.get("typ") in GROUP_CLAIM_TYPES and claim.get("val")
         )
-    except (binascii.Error, ValueError, AttributeError, TypeError, KeyError) as error:
+    except (binascii.Error, ValueError, AttributeError, TypeError, KeyError, RecursionError) as error:
         raise AuthenticationError(f"malformed {PRINCIPAL_HEADER} header: {error}") from error
 
 

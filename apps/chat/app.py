@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
@@ -15,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from .errors import EXCEPTION_HANDLERS
 from .identity import TokenCredential
 from .logging_setup import configure_logging
+from .openapi import describe
 from .routes import STATIC_DIR, router
 from .services import AppServices, build_services
 from .settings import Settings, load_settings
@@ -33,6 +35,7 @@ def create_app(settings: Settings | None = None, credential: TokenCredential | N
     )
     app.state.services = build_services(settings or load_settings(), credential)
     app.include_router(router)
+    app.openapi = partial(describe, app)
     if STATIC_DIR.is_dir():
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

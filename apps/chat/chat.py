@@ -10,20 +10,20 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib import resources
 
-from . import citations, protocol
+from . import protocol
 from .access import Caller, access_filter
 from .answer_filter import AnswerFilter
 from .model_client import ModelClient
 from .protocol import ChatRequest, Message, Overrides
-from .search import Searcher, SearchRequest, SearchResult
+from .search import Searcher, SearchRequest, SearchResult, one_per_citation
+from .sentences import readable_answer
 from .settings import Settings
 
 NO_MODEL_NOTICE = (
     "No language model is configured, so this is not a written answer: "
-    "here are the most relevant passages from the documents."
+    "here are the sentences of the documents that best match the question."
 )
 NO_RESULTS_NOTICE = "No passages in the documents you can read match this question."
-PASSAGE_PREVIEW_CHARS = 400
 # Earlier turns sent to the model, newest first, up to this many characters: keeps long
 # conversations inside the model's context window and its cost bounded.
 HISTORY_CHAR_BUDGET = 12_000
@@ -40,6 +40,7 @@ FOLLOWUP_PROMPT = _prompt("followup_questions.txt")
 
 @dataclass
 class PreparedChat:
+    query: str
     results: list[SearchResult]
     context: dict
     model_messages: list[dict] | None  # None when no model is configured
@@ -82,6 +83,7 @@ class ChatService:
         overrides = request.context.overrides
         query = request.messages[-1].content
         results, mode = await self.search(query, caller, overrides)
+        results = one_per_citation(results)  # each citation names one passage
         thoughts = [
             {
                 "title": "Search query",
@@ -98,7 +100,7 @@ class ChatService:
         ]
         context = {"data_points": {"text": [result.data_point for result in results]}, "thoughts": thoughts}
         messages = self._model_messages(request, results) if self.model else None
-        return PreparedChat(results, context, messages, overrides)
+        return PreparedChat(query, results, context, messages, overrides)
 
     def _model_messages(self, request: ChatRequest, results: list[SearchResult]) -> list[dict]:
         overrides = request.context.overrides
@@ -121,7 +123,7 @@ class ChatService:
     async def answer(self, request: ChatRequest, caller: Caller) -> dict:
         prepared = await self.prepare(request, caller)
         if prepared.model_messages is None:
-            content = passages_answer(prepared.results)
+            content = no_model_answer(prepared.query, prepared.results)
             followups: list[str] = []
         else:
             raw = await self.model.complete(
@@ -139,7 +141,7 @@ class ChatService:
         an iterator of protocol chunks: the context first, then deltas as tokens arrive."""
         prepared = await self.prepare(request, caller)
         if prepared.model_messages is None:
-            pieces = _single(passages_answer(prepared.results))
+            pieces = _single(no_model_answer(prepared.query, prepared.results))
         else:
             pieces = await self.model.open_stream(
                 prepared.model_messages, prepared.overrides.temperature, prepared.overrides.seed
@@ -175,19 +177,12 @@ def recent_history(messages: list[Message], char_budget: int) -> list[dict]:
     return kept[::-1]
 
 
-def passages_answer(results: list[SearchResult]) -> str:
-    """The answer given without a model: the notice and the best passages, each with its citation."""
+def no_model_answer(query: str, results: list[SearchResult]) -> str:
+    """The answer given without a model: the notice, then the sentences of the passages found that best
+    match the question, each passage's with its citation (sentences.py)."""
     if not results:
         return f"{NO_MODEL_NOTICE}\n\n{NO_RESULTS_NOTICE}"
-    passages = []
-    for result in results:
-        preview = (
-            result.content
-            if len(result.content) <= PASSAGE_PREVIEW_CHARS
-            else (result.content[:PASSAGE_PREVIEW_CHARS].rsplit(" ", 1)[0] + " ...")
-        )
-        passages.append(f"- {preview} {citations.in_brackets(result.citation)}")
-    return NO_MODEL_NOTICE + "\n\n" + "\n".join(passages)
+    return readable_answer(NO_MODEL_NOTICE, query, [(result.citation, result.content) for result in results])
 
 
 async def _single(text: str) -> AsyncIterator[str]:

@@ -7,15 +7,17 @@ They are `async def` so that FastAPI runs them on the event loop, not in its thr
 from __future__ import annotations
 
 import json
+import math
 from typing import Annotated
 
+import anyio
 from fastapi import Depends, Query, Request
 from pydantic import ValidationError
 
 from .access import AuthenticationError, Caller, caller_from_headers
 from .chat import ChatService
 from .errors import ApiError, describe_validation_errors
-from .protocol import ChatRequest, RequestLimitError, check_limits
+from .protocol import MAX_JSON_DEPTH, ChatRequest, RequestLimitError, check_limits, json_depth
 from .services import AppServices
 from .settings import Settings
 
@@ -54,16 +56,11 @@ CurrentCaller = Annotated[Caller, Depends(current_caller)]
 
 
 async def chat_request(request: Request, settings: AppSettings) -> ChatRequest:
-    """The body of a chat request, read within MAX_REQUEST_BYTES, parsed and checked; 400 or 413 naming
-    the problem. Read by hand rather than declared as a body parameter so that an oversized body is
-    refused before it is all in memory."""
-    body = await _read_body(request, settings.max_request_bytes)
-    if not body.strip():
-        raise ApiError(400, "request body is empty; send a JSON object with 'messages'")
-    try:
-        payload = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ApiError(400, f"request body is not valid JSON: {error}") from error
+    """The body of a chat request, read within MAX_REQUEST_BYTES and REQUEST_BODY_TIMEOUT_SECONDS,
+    parsed and checked; 400, 408 or 413 naming the problem. Read by hand rather than declared as a body
+    parameter so that an oversized body is refused before it is all in memory, and an over-deep one
+    before the parser recurses into it (its schema is in /openapi.json all the same: see openapi.py)."""
+    payload = _parse_json(await _read_body(request, settings))
     if not isinstance(payload, dict):
         raise ApiError(400, "request body must be a JSON object with 'messages'")
     try:
@@ -79,16 +76,50 @@ async def chat_request(request: Request, settings: AppSettings) -> ChatRequest:
 CheckedChatRequest = Annotated[ChatRequest, Depends(chat_request)]
 
 
-async def _read_body(request: Request, max_bytes: int) -> bytearray:
+async def _read_body(request: Request, settings: Settings) -> bytearray:
+    max_bytes = settings.max_request_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > max_bytes:
         raise ApiError(413, f"request body is {declared} bytes (at most {max_bytes})")
     body = bytearray()
-    async for part in request.stream():
-        body += part
-        if len(body) > max_bytes:
-            raise ApiError(413, f"request body is larger than {max_bytes} bytes")
+    # A client that sends its body slowly, or stops half-way, would otherwise hold the request open.
+    with anyio.move_on_after(settings.request_body_timeout_seconds) as waiting:
+        async for part in request.stream():
+            body += part
+            if len(body) > max_bytes:
+                raise ApiError(413, f"request body is larger than {max_bytes} bytes")
+    if waiting.cancelled_caught:
+        raise ApiError(
+            408,
+            f"request body not received within {settings.request_body_timeout_seconds:g} s",
+            {"Connection": "close"},
+        )
     return body
+
+
+def _parse_json(body: bytes) -> object:
+    """JSON as RFC 8259 has it (UTF-8, -16 or -32; no NaN or Infinity, which an answer could not carry
+    back), nested at most MAX_JSON_DEPTH deep."""
+    if not body.strip():
+        raise ApiError(400, "request body is empty; send a JSON object with 'messages'")
+    try:
+        text = body.decode(json.detect_encoding(body), "surrogatepass")
+        if json_depth(text) > MAX_JSON_DEPTH:
+            raise ApiError(400, f"request body nests arrays or objects more than {MAX_JSON_DEPTH} levels deep")
+        return json.loads(text, parse_constant=_not_json, parse_float=_finite_number)
+    except ValueError as error:  # UnicodeDecodeError and JSONDecodeError included
+        raise ApiError(400, f"request body is not valid JSON: {error}") from error
+
+
+def _not_json(constant: str) -> None:
+    raise ValueError(f"{constant} is not a JSON number")
+
+
+def _finite_number(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):
+        raise ValueError(f"the number {text[:20]} is too large")
+    return number
 
 
 async def search_top(

@@ -29,10 +29,15 @@ class ApiError(Exception):
 
 
 def describe_validation_errors(errors) -> str:
-    """Pydantic's errors as one message naming each field, e.g. "invalid request: messages: ..."."""
+    """Pydantic's errors as one message naming each field, e.g. "invalid request: messages[0].content: ..."."""
     parts = []
     for error in errors:
-        location = ".".join(str(part) for part in error.get("loc", ()) if part not in ("body", "query"))
+        location = ""
+        for part in error.get("loc", ()):
+            if isinstance(part, int):
+                location += f"[{part}]"
+            elif part not in ("body", "query"):
+                location += f".{part}" if location else str(part)
         parts.append(f"{location or 'request'}: {error.get('msg')}")
     return "invalid request: " + "; ".join(parts)
 

@@ -3,8 +3,9 @@
     python -m apps.chat evaluate QA.jsonl [--url URL] [--out DIR] [--top N] [--retrieval-mode MODE] [--no-judge]
 
 QA.jsonl holds one JSON object per line with "question" and "truth" (the format Azure's RAG evaluator
-uses); the truth cites its source in the protocol's style, e.g. "... [README.md#page=1]" (a citation
-without "#page=" matches every page of that source, and "guide.md" also matches "docs/guide.md"). Each question goes to POST /chat, either of a
+uses); the truth cites its source in the protocol's style, e.g. "... [README.md#run-it-locally]" (a citation
+without an anchor matches every page and section of that source, "#page=1" every section of a file without
+pages, and "guide.md" also matches "docs/guide.md"). Each question goes to POST /chat, either of a
 running app (--url) or of the local app run in-process (the default). The results folder gets:
 
 - results.jsonl: one line per question: the answer, its data points, retrieval and answer metrics;
@@ -114,8 +115,9 @@ def parse_case(path: Path, line: int, text: str) -> Case:
 
 
 def answer_citations(answer: str, data_point_keys: list[str]) -> list[str]:
-    """The answer's citations: bracketed tokens in the protocol's "source#page=n" shape or naming a data
-    point. Other brackets (say, "[source#page=n]" quoted from a document) are not citations."""
+    """The answer's citations: bracketed tokens in a citation's shape ("source#page=n", "source#section",
+    citations.py) or naming a data point. Other brackets (say, "[source#page=n]" quoted from a document)
+    are not citations."""
     return [token for token in citations.bracketed(answer) if citations.is_citation(token) or token in data_point_keys]
 
 
@@ -124,14 +126,12 @@ def data_point_keys(data_points: Iterable[str]) -> list[str]:
 
 
 def cites(citation: str, truth_source: str) -> bool:
-    """True when a citation refers to the truth's source (and page, if the truth names one).
+    """True when a citation refers to the truth's source (and page or section, if the truth names one).
 
     A truth may name the file without the folders it was ingested from: "guide.md" matches
-    "docs/guide.md", so one ground-truth file serves however the corpus was ingested."""
-    source, page = citations.split_citation(citation)
-    truth_name, truth_page = citations.split_citation(truth_source)
-    same_source = source == truth_name or source.endswith("/" + truth_name.lstrip("/"))
-    return same_source and (truth_page is None or page == truth_page)
+    "docs/guide.md", so one ground-truth file serves however the corpus was ingested; "guide.md#page=1"
+    matches every section of guide.md (citations.refers_to)."""
+    return citations.refers_to(citation, truth_source)
 
 
 def first_rank(keys: list[str], truth_sources: list[str]) -> int | None:

@@ -19,7 +19,8 @@ from . import protocol
 from .dependencies import Chat, CheckedChatRequest, CurrentCaller, SearchTop, Services
 from .errors import ApiError
 from .model_client import ModelError
-from .protocol import Overrides
+from .openapi import CHAT_REQUEST_BODY, CHAT_STREAM_RESPONSE, errors
+from .protocol import ChatAnswer, Health, Overrides, SearchAnswer, StorableText
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
@@ -29,21 +30,30 @@ PLACEHOLDER_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"
 router = APIRouter()
 
 
-@router.post("/chat")
+@router.post(
+    "/chat",
+    responses={200: {"model": ChatAnswer}, **errors(400, 401, 408, 413, 502, 503)},
+    openapi_extra=CHAT_REQUEST_BODY,
+)
 async def chat(chat_request: CheckedChatRequest, caller: CurrentCaller, chat: Chat) -> JSONResponse:
     return JSONResponse(await chat.answer(chat_request, caller))
 
 
-@router.post("/chat/stream")
+@router.post(
+    "/chat/stream",
+    response_class=StreamingResponse,
+    responses={200: CHAT_STREAM_RESPONSE, **errors(400, 401, 408, 413, 502, 503)},
+    openapi_extra=CHAT_REQUEST_BODY,
+)
 async def chat_stream(chat_request: CheckedChatRequest, caller: CurrentCaller, chat: Chat) -> StreamingResponse:
     # Opened before the response starts, so that a model that cannot answer still gets its error status.
     chunks = await chat.open_stream(chat_request, caller)
     return StreamingResponse(_json_lines(chunks), media_type="application/x-ndjson")
 
 
-@router.get("/api/search")
+@router.get("/api/search", responses={200: {"model": SearchAnswer}, **errors(400, 401, 502, 503)})
 async def search(
-    q: Annotated[str, Query(min_length=1, max_length=1000, description="search text")],
+    q: Annotated[StorableText, Query(min_length=1, max_length=1000, description="search text")],
     top: SearchTop,
     caller: CurrentCaller,
     chat: Chat,
@@ -55,7 +65,7 @@ async def search(
     return JSONResponse(protocol.search_body(q, mode, results))
 
 
-@router.get("/healthz")
+@router.get("/healthz", responses={200: {"model": Health}, 503: {"model": Health, "description": "Unhealthy"}})
 async def healthz(services: Services) -> JSONResponse:
     database = await services.database.status()
     healthy = database["status"] == "ok"

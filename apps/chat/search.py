@@ -13,7 +13,9 @@ A chunk's fused score is the RRF sum over the lists it appears in: 1 / (RRF_K + 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import itertools
 from dataclasses import dataclass
 
 from pgvector import Vector
@@ -97,7 +99,7 @@ fused AS (
     FROM (SELECT id, rank FROM vector_ranked UNION ALL SELECT id, rank FROM text_ranked) ranked
     GROUP BY id
 )
-SELECT c.id, d.title, d.source, c.page, c.content, f.score::float8
+SELECT c.id, d.title, d.source, c.page, c.content, f.score::float8, c.anchor, c.section, c.ordinal
 FROM fused f
 JOIN chunks c ON c.id = f.id
 JOIN documents d ON d.id = c.document_id
@@ -115,10 +117,13 @@ class SearchResult:
     page: int
     content: str
     score: float
+    anchor: str = ""  # the section's anchor; "" cites the page
+    section: tuple[str, ...] = ()  # the section's heading path
+    ordinal: int = 0  # the chunk's place in its document
 
     @property
     def citation(self) -> str:
-        return citations.citation(self.source, self.page)
+        return citations.citation(self.source, self.page, self.anchor)
 
     @property
     def data_point(self) -> str:
@@ -163,7 +168,37 @@ class Searcher:
         }
         # prepare=True: each connection plans this statement once (see search_statement).
         rows = await self.database.fetch_all(statement, parameters, prepare=True)
-        return [SearchResult(*row) for row in rows]
+        return [SearchResult(*row[:7], tuple(row[7]), row[8]) for row in rows]
+
+
+def one_per_citation(results: list[SearchResult]) -> list[SearchResult]:
+    """The results with the chunks of one citation (a section, or a page) joined into one passage, in
+    document order without the text their overlaps repeat, at the rank and score of the best of them:
+    so that each citation names exactly one passage."""
+    groups: dict[str, list[SearchResult]] = {}
+    for result in results:
+        groups.setdefault(result.citation, []).append(result)
+    joined = []
+    for group in groups.values():
+        best, in_order = group[0], sorted(group, key=lambda result: result.ordinal)
+        content = in_order[0].content
+        for previous, result in itertools.pairwise(in_order):
+            overlap = _overlap(content, result.content) if result.ordinal == previous.ordinal + 1 else 0
+            if overlap:
+                content += result.content[overlap:]
+            else:
+                content += ("\n" if result.ordinal == previous.ordinal + 1 else "\n…\n") + result.content
+        joined.append(dataclasses.replace(best, content=content))
+    return joined
+
+
+def _overlap(text: str, following: str, shortest: int = 8) -> int:
+    """The length of the longest end of text that the following chunk starts with (0 below `shortest`
+    characters: so short a match is likelier chance than overlap)."""
+    for length in range(min(len(text), len(following)), shortest - 1, -1):
+        if text.endswith(following[:length]):
+            return length
+    return 0
 
 
 @functools.lru_cache(maxsize=64)

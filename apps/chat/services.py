@@ -59,12 +59,18 @@ def build_services(settings: Settings, credential: TokenCredential | None = None
 
 
 async def ingest_paths(
-    settings: Settings, paths: list[Path], access: AccessList = UNRESTRICTED, credential: TokenCredential | None = None
+    settings: Settings,
+    paths: list[Path],
+    access: AccessList = UNRESTRICTED,
+    credential: TokenCredential | None = None,
+    *,
+    collection: str | None = None,
+    sync: bool = False,
 ) -> IngestReport:
     """Ingest files and folders with the configured database and model (the command line's `ingest`)."""
     services = build_services(settings, credential)
     try:
         await services.database.open()
-        return await services.ingestor().ingest_paths(paths, access)
+        return await services.ingestor().ingest_paths(paths, access, collection=collection, sync=sync)
     finally:
         await services.close()

@@ -105,6 +105,8 @@ class Settings(BaseSettings):
     max_messages: int = Field(50, ge=1, le=1000)
     max_message_chars: int = Field(8000, ge=1, le=1_000_000)
     max_request_bytes: int = Field(256 * 1024, ge=1024, le=50 * 1024 * 1024)
+    # A request body still arriving after this many seconds is answered 408 (a slow or stalled client).
+    request_body_timeout_seconds: float = Field(30.0, ge=0.1, le=600.0)
     max_top: int = Field(50, ge=1, le=1000)
 
     # Serving. App Service publishes the container port as WEBSITES_PORT; PORT wins when both are set.

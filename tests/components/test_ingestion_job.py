@@ -56,7 +56,8 @@ def test_runs_once_and_ingests_the_configured_documents(program):
     assert group.inputs["osType"] == "Linux"
     (container,) = group.inputs["containers"]
     paths = program.config["aichat:ingestion"]["documentPaths"]
-    assert container["command"] == ["python", "-m", "apps.chat", "ingest", *paths]
+    # --sync: documents whose files left the image leave the database too.
+    assert container["command"] == ["python", "-m", "apps.chat", "ingest", "--sync", "--", *paths]
 
 
 def test_signs_in_to_postgres_as_itself_with_an_entra_token(program):

@@ -4,13 +4,15 @@
 // Plain JavaScript, no build step and no external files: the app runs on a closed network.
 "use strict";
 
-// A bracketed token in an answer, e.g. "[README.md#page=1]". Whether it is a citation is decided
-// by citationKey(): it must name a data point or have the protocol's "#page=<n>" shape.
+// The citation format is written in apps/chat/citations.py: "<source>#page=<n>" (a PDF page) or
+// "<source>#<section-slug>" (a section of a Markdown or HTML file).
+// A bracketed token in an answer, e.g. "[docs/guide.md#setup]". Whether it is a citation is decided
+// by citationKey(): it must name a data point or have a citation's shape.
 const BRACKETED = /\[([^\[\]\n]{1,300})\]/g;
-const PAGE_SUFFIX = /#page=\d+$/;
-// A data point is "<source>#page=<n>: <passage>"; the key is everything before the first ": "
-// that follows the page number (sources may contain colons themselves).
-const DATA_POINT = /^(.*?#page=\d+): ([\s\S]*)$/;
+const CITATION = /^(?:.*#page=\d+|.*[./].*#[\p{L}\p{N}_-]+)$/u;
+// A data point is "<citation>: <passage>"; the key is everything before the first ": " that follows
+// an anchor (sources may contain colons themselves).
+const DATA_POINT = /^(.*?#(?:page=\d+|[\p{L}\p{N}_-]+)): ([\s\S]*)$/u;
 
 const conversation = {
   messages: [],          // [{role, content}] sent back with every request, as the protocol wants
@@ -234,8 +236,9 @@ function appendAssistantMessage() {
   };
 }
 
-// Maps "<source>#page=<n>" to its passages, from context.data_points.text. One page can give
-// several chunks, and a citation names only the page, so a key may have more than one passage.
+// Maps each citation to its passage, from context.data_points.text. The app sends one data point per
+// citation (a section or a page), so the panel shows exactly the passage cited; should a key come
+// twice, both passages are shown.
 function passagesByKey(dataPoints) {
   const passages = new Map();
   const texts = dataPoints && Array.isArray(dataPoints.text) ? dataPoints.text : [];
@@ -248,7 +251,7 @@ function passagesByKey(dataPoints) {
 
 function citationKey(token, passages) {
   const key = token.trim();
-  return passages.has(key) || PAGE_SUFFIX.test(key) ? key : null;
+  return passages.has(key) || CITATION.test(key) ? key : null;
 }
 
 // Writes the answer as text nodes plus a numbered button per citation (never as HTML, so nothing

@@ -10,8 +10,9 @@ Fixtures for other test modules:
 - `corpus_dir`: a folder with the small known corpus (CORPUS below).
 - `start_app(settings)`: context manager that starts the app in this process and yields a RunningApp
   whose `client` sends it requests directly (no network); the app's start-up and shut-down run around it.
-- `serve_app(settings)`: the same, with the app served by uvicorn on a free 127.0.0.1 port, for tests
-  where the network matters (a client that disconnects, a browser, a database outage under a server).
+- `serve_app(settings, **server_options)`: the same, with the app served by uvicorn on a free 127.0.0.1 port
+  as `serve` serves it, for tests where the network matters (a client that disconnects, a browser, a
+  database outage under a server, slow clients).
 - `chat_app`: a RunningApp in this process with the corpus ingested, model = fake_openai (reset after ingestion).
 - `served_chat_app`: the same, served by uvicorn.
 - `read_only_chat_app`: like chat_app, shared by a test module's tests that change nothing.
@@ -38,6 +39,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from apps.chat.app import create_app
+from apps.chat.server import uvicorn_options
 from apps.chat.services import ingest_paths
 from apps.chat.settings import Settings
 
@@ -200,8 +202,9 @@ def app_in_process(settings: Settings, credential=None):
 
 
 @contextlib.contextmanager
-def app_served(settings: Settings, credential=None):
-    """The app served by uvicorn on a free 127.0.0.1 port, in a thread."""
+def app_served(settings: Settings, credential=None, **server_options):
+    """The app served by uvicorn on a free 127.0.0.1 port, in a thread, as `serve` serves it
+    (server_options: apps.chat.server.uvicorn_options's)."""
     import uvicorn
 
     app = create_app(settings, credential=credential)
@@ -209,7 +212,8 @@ def app_served(settings: Settings, credential=None):
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", **uvicorn_options(**server_options))
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True)
     thread.start()
     deadline = time.monotonic() + 60

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 WORD = re.compile(r"[a-z0-9]+")
-SOURCE_LINE = re.compile(r"^(\S+#page=\d+): ", re.MULTILINE)
+SOURCE_LINE = re.compile(r"^(\S+#(?:page=\d+|[\w-]+)): ", re.MULTILINE)
 
 
 def fake_embedding(text: str, dimensions: int) -> list[float]:

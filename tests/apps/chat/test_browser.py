@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from .fake_openai import SOURCE_LINE
+from .test_sections_and_citations import write_handbook
+
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -87,13 +90,13 @@ def test_a_streamed_answer_shows_the_passage_of_a_clicked_citation(page, fake_op
     # The fake model cites the first passage it was given; the search ranks vacation.md first.
     expect(answer.locator(".message-text")).to_contain_text("The documents answer this.")
     citation = answer.locator("button.citation").first
-    expect(citation).to_have_attribute("data-source", re.compile(r"vacation\.md#page=1$"))
+    expect(citation).to_have_attribute("data-source", re.compile(r"vacation\.md#vacation-policy$"))
     expect(page.locator("#passage-panel")).to_be_hidden()
 
     citation.click()
 
     expect(page.locator("#passage-panel")).to_be_visible()
-    expect(page.locator("#passage-source")).to_have_text(re.compile(r"vacation\.md#page=1$"))
+    expect(page.locator("#passage-source")).to_have_text(re.compile(r"vacation\.md#vacation-policy$"))
     expect(page.locator("#passage-text")).to_contain_text("twenty-five days of paid vacation")
     # The page asked for the streamed answer, and the app streamed it from the model.
     assert fake_openai.requests_to("/chat/completions")[-1].body.get("stream") is True
@@ -108,7 +111,7 @@ def test_the_conversation_and_session_state_go_back_with_the_next_question(page)
     assert [m["role"] for m in sent[1]["messages"]] == ["user", "assistant", "user"]
     # The answer goes back as the model wrote it, citations in brackets, not as displayed.
     assert re.search(
-        r"See the first source \[\S*vacation\.md#page=1\] for details\.$", sent[1]["messages"][1]["content"]
+        r"See the first source \[\S*vacation\.md#vacation-policy\] for details\.$", sent[1]["messages"][1]["content"]
     )
     assert "session_state" in sent[1]
     assert page.locator("li.message.assistant button.citation").count() >= 2
@@ -186,3 +189,36 @@ def test_a_new_conversation_started_mid_answer_forgets_the_old_one(page, fake_op
     assert [m["content"] for m in sent[-1]["messages"]] == ["When does the car park open?"]
     assert sent[-1]["session_state"] is None
     expect(page.locator("li.message")).to_have_count(2)
+
+
+@pytest.fixture
+def handbook_in_corpus(corpus_dir):
+    """Requested before `page`, so that the served app ingests it with the corpus."""
+    write_handbook(corpus_dir)
+
+
+def test_the_panel_shows_exactly_the_cited_passage_of_a_section(handbook_in_corpus, page, fake_openai):
+    """handbook.md has three sections that all match the question: each citation opens its own passage."""
+    from playwright.sync_api import expect
+
+    def cite_two_sections(messages: list[dict]) -> str:
+        sources = SOURCE_LINE.findall(messages[-1]["content"])
+        expenses, leave = (next(s for s in sources if s.endswith(anchor)) for anchor in ("#expenses", "#leave"))
+        return f"Claims need receipts [{expenses}]. Leave is twenty-five days [{leave}]."
+
+    fake_openai.state.reply = cite_two_sections
+    answer = ask(page, "What does the handbook say?")
+    expenses, leave = answer.locator("button.citation").nth(0), answer.locator("button.citation").nth(1)
+    expect(expenses).to_have_attribute("data-source", "corpus/handbook.md#expenses")
+
+    expenses.click()
+    expect(page.locator("#passage-source")).to_have_text("corpus/handbook.md#expenses")
+    expect(page.locator("#passage-text p")).to_have_text(
+        ["Expenses\nThe handbook says expense claims need receipts and are paid monthly."]
+    )
+
+    leave.click()
+    expect(page.locator("#passage-source")).to_have_text("corpus/handbook.md#leave")
+    expect(page.locator("#passage-text p")).to_have_text(
+        ["Leave\nThe handbook grants twenty-five days of annual leave."]
+    )

@@ -11,6 +11,8 @@ import pytest
 from apps.chat.citations import cited
 from apps.chat.dependencies import chat_service
 
+from .fake_openai import SOURCE_LINE
+
 
 def ask(app, question: str, path: str = "/chat", **body) -> httpx.Response:
     payload = {"messages": [{"role": "user", "content": question}], **body}
@@ -38,7 +40,7 @@ def test_answer_cites_data_points_that_hold_the_cited_passage(chat_app, fake_ope
     assert set(answer_citations) <= set(citations)
     # The cited data point is the passage that answers the question.
     passage = body["context"]["data_points"]["text"][citations.index(answer_citations[0])]
-    assert answer_citations[0].endswith("vacation.md#page=1")
+    assert answer_citations[0].endswith("vacation.md#vacation-policy")
     assert "twenty-five days of paid vacation" in passage
     # The model saw exactly those passages.
     prompt = fake_openai.requests_to("/chat/completions")[-1].body["messages"][-1]["content"]
@@ -47,12 +49,12 @@ def test_answer_cites_data_points_that_hold_the_cited_passage(chat_app, fake_ope
 
 def test_citations_of_sources_that_were_not_retrieved_are_removed(chat_app, fake_openai):
     fake_openai.state.reply = lambda messages: (
-        "Twenty-five days [corpus/vacation.md#page=1], or thirty [invented.pdf#page=4], see [corpus/vacation.md]."
+        "Twenty-five days [corpus/vacation.md#vacation-policy], or thirty [invented.pdf#page=4], see [corpus/vacation.md]."
     )
     content = ask(chat_app, "vacation days").json()["message"]["content"]
 
     assert "invented.pdf" not in content
-    assert content.count("[corpus/vacation.md#page=1]") == 2  # a page-less citation is completed
+    assert content.count("[corpus/vacation.md#vacation-policy]") == 2  # a page-less citation is completed
 
 
 def test_overrides_reach_the_model(chat_app, fake_openai):
@@ -66,7 +68,7 @@ def test_overrides_reach_the_model(chat_app, fake_openai):
     assert request["temperature"] == 0.2 and request["seed"] == 42
     assert "Answer in French." in request["messages"][0]["content"]
     assert "organisation's documents" in request["messages"][0]["content"]  # appended, not replaced
-    assert request["messages"][-1]["content"].count("#page=") == 2
+    assert len(SOURCE_LINE.findall(request["messages"][-1]["content"])) == 2
 
 
 def test_conversation_history_goes_to_the_model_newest_turns_first_within_a_budget(chat_app, fake_openai):
@@ -91,14 +93,14 @@ def test_conversation_history_goes_to_the_model_newest_turns_first_within_a_budg
 
 def test_followup_questions_are_moved_to_the_context(chat_app, fake_openai):
     fake_openai.state.reply = lambda m: (
-        "Seven in the morning [corpus/parking.md#page=1].\n<<Where are the bicycle racks?>>\n<<Is parking free?>>"
+        "Seven in the morning [corpus/parking.md#parking].\n<<Where are the bicycle racks?>>\n<<Is parking free?>>"
     )
 
     body = ask(
         chat_app, "When does the car park open?", context={"overrides": {"suggest_followup_questions": True}}
     ).json()
 
-    assert body["message"]["content"] == "Seven in the morning [corpus/parking.md#page=1]."
+    assert body["message"]["content"] == "Seven in the morning [corpus/parking.md#parking]."
     assert body["context"]["followup_questions"] == ["Where are the bicycle racks?", "Is parking free?"]
 
 
@@ -119,11 +121,11 @@ def test_stream_sends_context_first_then_deltas(chat_app, fake_openai):
 
 
 def test_stream_holds_back_split_citations_until_checked(chat_app, fake_openai):
-    fake_openai.state.reply = lambda m: "Days [corpus/vacation.md#page=1] and [made-up.md#page=2] end."
+    fake_openai.state.reply = lambda m: "Days [corpus/vacation.md#vacation-policy] and [made-up.md#page=2] end."
     lines = stream_lines(ask(chat_app, "vacation", path="/chat/stream"))
 
     answer = "".join(line["delta"].get("content", "") for line in lines[1:])
-    assert answer == "Days [corpus/vacation.md#page=1] and  end."
+    assert answer == "Days [corpus/vacation.md#vacation-policy] and  end."
 
 
 def test_client_disconnect_stops_the_upstream_stream(served_chat_app, fake_openai):
@@ -287,6 +289,35 @@ def test_an_unexpected_failure_is_a_500_that_keeps_its_details_in_the_log(chat_a
             "temperature",
         ),
         (b"\xff\xfe\x00", 400, "not valid JSON"),
+        # What PostgreSQL cannot store, or UTF-8 cannot carry back, named with where it is.
+        (
+            b'{"messages": [{"role": "user", "content": "a\\u0000b"}]}',
+            400,
+            "messages[0].content: contains a NUL character (\\u0000) at character 1, which PostgreSQL cannot store",
+        ),
+        (
+            b'{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "\\ud800"}, '
+            b'{"role": "user", "content": "hi"}]}',
+            400,
+            "messages[1].content: contains an unpaired UTF-16 surrogate (\\ud800) at character 0",
+        ),
+        (
+            b'{"messages": [{"role": "user", "content": "hi"}], "context": {"overrides": {"prompt_template": "\\u0000"}}}',
+            400,
+            "context.overrides.prompt_template: contains a NUL character",
+        ),
+        (
+            b'{"messages": [{"role": "user", "content": "hi"}], "session_state": {"ids": [1, "\\udc00"]}}',
+            400,
+            "session_state: ['ids'][1] contains an unpaired UTF-16 surrogate (\\udc00)",
+        ),
+        # Nesting: refused before the parser recurses (100,000 levels would exhaust Python's stack).
+        (b'{"messages": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", 400, "more than 32 levels deep"),
+        (b'{"session_state": ' + b'{"a": ' * 32 + b"1" + b"}" * 32 + b"}", 400, "more than 32 levels deep"),
+        # JSON that Python's parser accepts but an answer could not carry back.
+        (b'{"messages": [{"role": "user", "content": "hi"}], "session_state": NaN}', 400, "NaN is not a JSON number"),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "session_state": 1e999}', 400, "1e999 is too large"),
+        (b'{"messages": [{"role": "user", "content": "hi"}], "session_state": ' + b"9" * 5000 + b"}", 400, "JSON"),
     ],
 )
 @pytest.mark.parametrize("path", ["/chat", "/chat/stream"])
@@ -295,6 +326,18 @@ def test_bad_requests_get_4xx_with_a_message(read_only_chat_app, path, body, sta
 
     assert response.status_code == status
     assert message in response.json()["error"]
+
+
+def test_nesting_up_to_the_limit_brackets_in_strings_and_surrogate_pairs_are_accepted(read_only_chat_app):
+    # 32 levels: the request object and 31 arrays; the brackets and quotes in the text do not count.
+    body = (
+        b'{"messages": [{"role": "user", "content": "Parking? \\ud83d\\ude97 [[{\\"x\\" \\\\"}], '
+        b'"session_state": ' + b"[" * 31 + b"1" + b"]" * 31 + b"}"
+    )
+    response = read_only_chat_app.client.post("/chat", content=body)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["session_state"] == json.loads("[" * 31 + "1" + "]" * 31)
 
 
 def test_limits_on_message_count_length_and_body_size(read_only_chat_app):
@@ -320,6 +363,7 @@ def test_search_rejects_bad_parameters(read_only_chat_app):
         ({"q": "x", "top": "many"}, "top"),
         ({"q": "x", "top": 0}, "top"),
         ({"q": "x" * 1001}, "q"),
+        ({"q": "car\x00park"}, "q: contains a NUL character (\\u0000) at character 3"),
     ]:
         response = read_only_chat_app.client.get("/api/search", params=params)
         assert response.status_code == 400, params
@@ -342,7 +386,7 @@ def test_without_a_model_chat_returns_passages_and_says_so(make_settings, corpus
     assert content.startswith("No language model is configured")
     assert "seven in the morning" in content
     assert set(cited(content)) <= set(data_point_citations(body["context"]))
-    assert cited(content)[0].endswith("parking.md#page=1")
+    assert cited(content)[0].endswith("parking.md#parking")
     assert search["retrieval_mode"] == "text"
     assert "".join(line["delta"].get("content", "") for line in streamed[1:]) == content
     # Every data point is in the answer as a passage with its citation, best first.
