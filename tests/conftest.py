@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -78,7 +79,8 @@ def declare() -> Callable[..., ProgramRun]:
 
 # Tests clean up after themselves: scratch folders outside pytest's tmp_path carry this prefix, and a
 # run that leaves one behind fails. (pytest keeps its own tmp_path folders only for failed tests: pytest.ini.)
-SCRATCH_PREFIX = "aichat-tests-"
+# The process id keeps a test run that runs beside another (two checkouts, CI and a developer) to its own.
+SCRATCH_PREFIX = f"aichat-tests-{os.getpid()}-"
 _SCRATCH_AT_START = pytest.StashKey[set[str]]()
 
 
