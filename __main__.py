@@ -137,6 +137,7 @@ gateway = AiGateway(
         app_insights_connection_string=observability.app_insights_connection_string,
         accounts=openai.accounts,
         caller_client_ids=[identities[workload].client_id for workload in config.workloads],
+        app_client_id=app_identity.client_id,
         depends_on=egress.ready,
     ),
 )

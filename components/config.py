@@ -590,6 +590,9 @@ OPENAI_DEPLOYMENT_SKUS = ("Standard", "GlobalStandard", "DataZoneStandard")
 POOL_PRIORITY_RANGE = (1, 100)
 POOL_WEIGHT_RANGE = (1, 100)
 GATEWAY_SKUS = ("Developer", "Premium")
+# The periods azure-openai-token-limit's token-quota-period accepts (learn.microsoft.com/azure/api-management/
+# azure-openai-token-limit-policy, attribute token-quota-period).
+TOKEN_QUOTA_PERIODS = ("Hourly", "Daily", "Weekly", "Monthly", "Yearly")
 AVAILABILITY_ZONES = ("1", "2", "3")
 Zone = Annotated[str, OneOf(AVAILABILITY_ZONES)]
 
@@ -814,6 +817,18 @@ class GatewayConfig(_Settings):
     tokens_per_minute_per_caller: Annotated[int, Between(1000, 100_000_000)] = Field(
         description="Token limit per calling identity"
     )
+    # Per signed-in user, keyed on the object id the chat app forwards in x-aichat-user (docs/gateway.md,
+    # "Per-user budgets"); it comes on top of the per-caller limit, which still caps the app as a whole.
+    tokens_per_minute_per_user: Annotated[int, Between(1000, 100_000_000)] = Field(
+        description="Token limit per signed-in user of the chat app per minute; at most tokensPerMinutePerCaller"
+    )
+    token_quota_per_user: Annotated[int, Between(10_000, 100_000_000_000)] | None = Field(
+        None,
+        description="Tokens a signed-in user may use per tokenQuotaPeriod (403 when used up); unset: no quota",
+    )
+    token_quota_period: Annotated[str, OneOf(TOKEN_QUOTA_PERIODS)] = Field(
+        "Daily", description="The period tokenQuotaPerUser counts over"
+    )
     metric_namespace: Annotated[Text, Matches(r"[A-Za-z][A-Za-z0-9._-]{0,63}", "letters, digits, . _ -")] = Field(
         "aichat-openai", description="Namespace of the token metrics in Application Insights"
     )
@@ -831,7 +846,8 @@ class GatewayConfig(_Settings):
         return sku
 
     def rules(self, environment: str) -> Iterator[Problem]:
-        """Units and zones (source: catalog/regional-services.yaml, apiManagementAvailabilityZones)."""
+        """Units and zones (source: catalog/regional-services.yaml, apiManagementAvailabilityZones); budgets."""
+        yield from self._budget_rules()
         zones = list(self.zones)
         if self.sku == "Developer" and self.capacity > 1:
             yield Problem("capacity", f"{self.capacity} is out of range; allowed: 1 to 1")
@@ -849,6 +865,25 @@ class GatewayConfig(_Settings):
                 "capacity",
                 f"{self.capacity} units cannot be split evenly over zones {zones!r}; use a multiple of {len(zones)}",
             )
+
+    def _budget_rules(self) -> Iterator[Problem]:
+        """A user's budget fits inside the app's; a quota holds at least one minute's worth of tokens."""
+        if self.tokens_per_minute_per_user > self.tokens_per_minute_per_caller:
+            yield Problem(
+                "tokensPerMinutePerUser",
+                f"{self.tokens_per_minute_per_user} is more than tokensPerMinutePerCaller "
+                f"({self.tokens_per_minute_per_caller}); one user can never use more than the whole app, so "
+                "the per-user limit would never apply",
+            )
+        quota = self.token_quota_per_user
+        if quota is not None and quota < self.tokens_per_minute_per_user:
+            yield Problem(
+                "tokenQuotaPerUser",
+                f"{quota} is less than tokensPerMinutePerUser ({self.tokens_per_minute_per_user}); a quota "
+                "smaller than one minute's budget makes the per-minute limit meaningless",
+            )
+        if quota is None and "token_quota_period" in self.model_fields_set:
+            yield Problem("tokenQuotaPeriod", "is set but tokenQuotaPerUser is not; set both or neither")
 
 
 # ---- ingress and egress: how users reach the app, how the workloads reach the internet (docs/network.md) ----

@@ -1,8 +1,8 @@
 """The AI gateway: API Management in the VNet in front of every Azure OpenAI account.
 
 Callers (the app) send Azure OpenAI requests to `<gateway>/openai/deployments/...` with an Entra
-token; the API policy (gateway_policy.xml) checks it, limits tokens per caller, and forwards the
-request with the gateway's own identity to a pool of one backend per account. Each member has a
+token; the API policy (gateway_policy.xml) checks it, limits tokens per caller and per signed-in user,
+and forwards the request with the gateway's own identity to a pool of one backend per account. Each member has a
 circuit breaker, so a throttled (429) or failing (5xx) account drops out until it recovers.
 docs/gateway.md walks through a request.
 """
@@ -66,7 +66,7 @@ OPENAI_OPERATIONS = (
 @dataclass
 class AiGatewayArgs:
     context: StackContext
-    settings: GatewayConfig  # SKU, capacity, zones, publisher, per-caller token limit, circuit breaker
+    settings: GatewayConfig  # SKU, capacity, zones, publisher, per-caller/per-user token limits, circuit breaker
     resource_group_name: pulumi.Input[str]
     subnet_id: pulumi.Input[str]  # the apiManagement subnet (its NSG comes from components/network.py)
     vnet_id: pulumi.Input[str]
@@ -75,6 +75,8 @@ class AiGatewayArgs:
     app_insights_connection_string: pulumi.Input[str]
     accounts: Sequence[OpenAiAccount]
     caller_client_ids: Sequence[pulumi.Input[str]]  # managed identities allowed to call (client ids)
+    # The chat app's identity (one of caller_client_ids): the only caller whose x-aichat-user header is believed.
+    app_client_id: pulumi.Input[str]
     # What must exist before the service is created: with egress through the firewall, the routes and rules
     # its control-plane dependencies take (a deployment without them fails to activate the service).
     depends_on: Sequence[pulumi.Resource] = ()
@@ -322,16 +324,20 @@ class AiGateway(pulumi.ComponentResource):
     def _policy(self, args: AiGatewayArgs) -> pulumi.Output[str]:
         settings = args.settings
         member_count = len(args.accounts)
-        return pulumi.Output.all(args.context.tenant_id, *args.caller_client_ids).apply(
+        return pulumi.Output.all(args.context.tenant_id, args.app_client_id, *args.caller_client_ids).apply(
             lambda values: render_policy(
                 PolicyValues(
                     pool_backend_id=POOL_BACKEND_ID,
                     member_count=member_count,
                     tenant_id=values[0],
-                    client_application_ids=values[1:],
+                    client_application_ids=values[2:],
+                    app_client_id=values[1],
                     audience=OPENAI_RESOURCE,
                     tokens_per_minute=settings.tokens_per_minute_per_caller,
+                    tokens_per_minute_per_user=settings.tokens_per_minute_per_user,
                     metric_namespace=settings.metric_namespace,
+                    token_quota_per_user=settings.token_quota_per_user,
+                    token_quota_period=settings.token_quota_period,
                 )
             )
         )

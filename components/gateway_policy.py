@@ -3,7 +3,8 @@
 `render_policy` substitutes the template's placeholders (values XML-escaped), parses the result and
 refuses to return a policy that lacks any element the gateway depends on: routing to the pool,
 retrying across members, managed-identity auth to OpenAI, caller token validation, the per-caller
-token limit and the token metrics. So a broken template fails `pulumi preview`, not production.
+token limit, the signed-in user's header (believed only from the chat app, checked, never forwarded),
+the per-user token limit and the token metrics. So a broken template fails `pulumi preview`, not production.
 """
 
 from __future__ import annotations
@@ -23,6 +24,15 @@ OPENAI_RESOURCE = "https://cognitiveservices.azure.com"
 TOKEN_LIMIT_ELEMENTS = ("azure-openai-token-limit", "llm-token-limit")
 TOKEN_METRIC_ELEMENTS = ("azure-openai-emit-token-metric", "llm-emit-token-metric")
 RETRIED_STATUS_CODES = ("429", "503")
+# The chat app puts the signed-in user's Entra object id here (docs/gateway.md, "Per-user budgets").
+USER_HEADER = "x-aichat-user"
+# The policy variable holding that id once read ("" when there is none); the per-user limit and metric use it.
+USER_VARIABLE = "aichat-user"
+USER_DIMENSION = "User"
+# "You can configure at most 10 custom dimensions for this policy" (azure-openai-emit-token-metric, usage notes).
+MAX_METRIC_DIMENSIONS = 10
+# Attributes the renderer removes when their placeholder rendered empty (the per-user quota is optional).
+OPTIONAL_ATTRIBUTES = ("token-quota", "token-quota-period")
 
 
 class PolicyError(ValueError):
@@ -35,9 +45,13 @@ class PolicyValues:
     member_count: int  # accounts in the pool; a request may try each of them once
     tenant_id: str
     client_application_ids: Sequence[str]  # client ids of the managed identities allowed to call
+    app_client_id: str  # the chat app's identity: the one caller whose user header is believed
     audience: str
     tokens_per_minute: int
+    tokens_per_minute_per_user: int
     metric_namespace: str
+    token_quota_per_user: int | None = None  # tokens per token_quota_period; None: no quota
+    token_quota_period: str = "Daily"
 
     @property
     def retry_count(self) -> int:
@@ -48,6 +62,7 @@ def render_policy(values: PolicyValues, template: str | None = None) -> str:
     """The policy XML for API Management (format "xml"), or PolicyError naming what is wrong."""
     text = TEMPLATE_PATH.read_text(encoding="utf-8") if template is None else template
     root = _parse(_substitute(text, _placeholder_values(values)))
+    _drop_empty_optional_attributes(root)
     problems = policy_problems(root, values)
     if problems:
         raise PolicyError("the gateway policy is incomplete:\n- " + "\n- ".join(problems))
@@ -64,6 +79,11 @@ def _placeholder_values(values: PolicyValues) -> dict[str, str]:
         raise PolicyError(f"the pool has {values.member_count} member(s); failover needs at least 2")
     if not values.client_application_ids:
         raise PolicyError("no client application ids: nobody could call the gateway")
+    if values.app_client_id not in values.client_application_ids:
+        raise PolicyError(
+            f"the chat app's client id {values.app_client_id!r} is not among the allowed callers "
+            f"{list(values.client_application_ids)}: its users' requests would be refused"
+        )
     application_ids = "\n".join(
         f"                <application-id>{_escaped(client_id)}</application-id>"
         for client_id in values.client_application_ids
@@ -73,11 +93,24 @@ def _placeholder_values(values: PolicyValues) -> dict[str, str]:
         "client_application_ids": application_ids,
         "audience": _escaped(values.audience),
         "tokens_per_minute": _escaped(values.tokens_per_minute),
+        "tokens_per_minute_per_user": _escaped(values.tokens_per_minute_per_user),
+        "token_quota_per_user": "" if values.token_quota_per_user is None else _escaped(values.token_quota_per_user),
+        "token_quota_period": "" if values.token_quota_per_user is None else _escaped(values.token_quota_period),
+        "user_header": _escaped(USER_HEADER),
+        "app_client_id": _escaped(values.app_client_id),
         "metric_namespace": _escaped(values.metric_namespace),
         "openai_resource": _escaped(OPENAI_RESOURCE),
         "pool_backend_id": _escaped(values.pool_backend_id),
         "retry_count": _escaped(values.retry_count),
     }
+
+
+def _drop_empty_optional_attributes(root: ET.Element) -> None:
+    """A quota attribute rendered empty means "no quota": API Management wants it absent, not blank."""
+    for element in root.iter():
+        for name in OPTIONAL_ATTRIBUTES:
+            if element.get(name) == "":
+                del element.attrib[name]
 
 
 def _substitute(text: str, placeholder_values: dict[str, str]) -> str:
@@ -152,10 +185,83 @@ def _check_token_metric(root: ET.Element, values: PolicyValues) -> str | None:
     element = _first(root.find("inbound"), TOKEN_METRIC_ELEMENTS)
     if element is None:
         return f"no token metric (<{TOKEN_METRIC_ELEMENTS[0]}> or <{TOKEN_METRIC_ELEMENTS[1]}>) in <inbound>"
-    if not element.findall("dimension"):
+    dimensions = element.findall("dimension")
+    if not dimensions:
         return f"<{element.tag}> has no <dimension> (at least one is required)"
+    if len(dimensions) > MAX_METRIC_DIMENSIONS:
+        return f"<{element.tag}> has {len(dimensions)} <dimension> elements; API Management allows at most {MAX_METRIC_DIMENSIONS}"
+    user = next((d for d in dimensions if d.get("name") == USER_DIMENSION), None)
+    if user is None or USER_VARIABLE not in user.get("value", ""):
+        return f'<{element.tag}> has no <dimension name="{USER_DIMENSION}"> reading the {USER_VARIABLE} variable'
     if element.get("namespace") != values.metric_namespace:
         return f"<{element.tag}> namespace is {element.get('namespace')!r}, expected {values.metric_namespace!r}"
+    return None
+
+
+def _position(inbound: ET.Element, matches: Callable[[ET.Element], bool]) -> int | None:
+    """The index of the first direct child of <inbound> that `matches`, or None."""
+    return next((index for index, child in enumerate(inbound) if matches(child)), None)
+
+
+def _refuses(choose: ET.Element, status: str) -> bool:
+    return any(element.get("code") == status for element in choose.findall("when/return-response/set-status"))
+
+
+def _check_user_header(root: ET.Element, values: PolicyValues) -> str | None:
+    """Read after token validation, believed only from the app, refused when malformed, removed before forwarding."""
+    inbound = root.find("inbound")
+    if inbound is None:
+        return "<inbound> is missing"
+    validation = _position(inbound, lambda e: e.tag == "validate-azure-ad-token")
+    read = _position(
+        inbound,
+        lambda e: e.tag == "set-variable" and e.get("name") == USER_VARIABLE and USER_HEADER in e.get("value", ""),
+    )
+    if read is None:
+        return f'no <set-variable name="{USER_VARIABLE}"> reading the {USER_HEADER} header in <inbound>'
+    if validation is not None and read < validation:
+        return f"the {USER_HEADER} header is read before <validate-azure-ad-token>"
+    app_check = _position(inbound, lambda e: e.tag == "set-variable" and values.app_client_id in e.get("value", ""))
+    if app_check is None:
+        return f"no <set-variable> compares the caller's client id with the chat app's ({values.app_client_id})"
+    delete = _position(
+        inbound,
+        lambda e: e.tag == "set-header" and e.get("name") == USER_HEADER and e.get("exists-action") == "delete",
+    )
+    routing = _position(inbound, lambda e: e.tag == "set-backend-service")
+    if delete is None or delete < read or (routing is not None and delete > routing):
+        return (
+            f'<set-header name="{USER_HEADER}" exists-action="delete"> must come after reading it and before '
+            "<set-backend-service> (the header is never forwarded)"
+        )
+    refusal = _position(inbound, lambda e: e.tag == "choose" and _refuses(e, "403") and _refuses(e, "400"))
+    limit = _position(inbound, lambda e: e.tag in TOKEN_LIMIT_ELEMENTS)
+    if refusal is None or refusal < read or (limit is not None and refusal > limit):
+        return (
+            "a <choose> answering 403 (user header from a caller other than the app) and 400 (not a GUID) "
+            "<return-response> must come after reading the header and before the token limits"
+        )
+    return None
+
+
+def _check_user_token_limit(root: ET.Element, values: PolicyValues) -> str | None:
+    """A second token limit, keyed on the user, inside a <choose> that runs it only when there is a user."""
+    inbound = root.find("inbound")
+    whens = [] if inbound is None else inbound.findall("choose/when")
+    found = [(when, element) for when in whens for element in when if element.tag in TOKEN_LIMIT_ELEMENTS]
+    if not found:
+        return f"no per-user token limit (<{TOKEN_LIMIT_ELEMENTS[0]}> in a <choose><when>) in <inbound>"
+    when, element = found[0]
+    if USER_VARIABLE not in when.get("condition", "") or USER_VARIABLE not in element.get("counter-key", ""):
+        return f"the per-user <{element.tag}> must run only when there is a user and be keyed on {USER_VARIABLE}"
+    expected = {
+        "tokens-per-minute": str(values.tokens_per_minute_per_user),
+        "token-quota": None if values.token_quota_per_user is None else str(values.token_quota_per_user),
+        "token-quota-period": None if values.token_quota_per_user is None else values.token_quota_period,
+    }
+    wrong = {name: element.get(name) for name, value in expected.items() if element.get(name) != value}
+    if wrong:
+        return f"the per-user <{element.tag}> has {wrong}, expected {expected}"
     return None
 
 
@@ -201,6 +307,8 @@ def _check_retry(root: ET.Element, values: PolicyValues) -> str | None:
 POLICY_CHECKS: tuple[Callable[[ET.Element, PolicyValues], str | None], ...] = (
     _check_token_validation,
     _check_token_limit,
+    _check_user_header,
+    _check_user_token_limit,
     _check_token_metric,
     _check_managed_identity,
     _check_pool_routing,

@@ -145,6 +145,15 @@ def test_capacity_override_for_an_unknown_role(values):
         ("dev", ["circuitBreaker", "tripDuration"], "1 minute", "such as PT1M"),
         ("dev", ["tokensPerMinutePerCaller"], 10, "aichat:gateway.tokensPerMinutePerCaller: 10 is out of range"),
         ("dev", ["publisherEmail"], "platform-team", "aichat:gateway.publisherEmail: 'platform-team' is not valid"),
+        ("dev", ["tokensPerMinutePerUser"], 999, "aichat:gateway.tokensPerMinutePerUser: 999 is out of range"),
+        ("prod", ["tokenQuotaPerUser"], 5000, "aichat:gateway.tokenQuotaPerUser: 5000 is out of range"),
+        (
+            "dev",
+            ["tokenQuotaPeriod"],
+            "Minutely",
+            "aichat:gateway.tokenQuotaPeriod: 'Minutely' is not allowed; allowed values: Hourly, Daily, Weekly, "
+            "Monthly, Yearly",
+        ),
     ],
 )
 def test_bad_gateway_values(values, stack, path, value, expected):
@@ -163,3 +172,37 @@ def test_the_program_stops_before_registering_anything(run_with, stack_values):
         run_with("dev", raw)
     assert "no instances" in str(raised.value)
     assert raised.value.resources == []
+
+
+def test_the_per_user_budget_is_required(values):
+    config = values()
+    del config["gateway"]["tokensPerMinutePerUser"]
+    assert "aichat:gateway.tokensPerMinutePerUser is required but not set" in error_for(config)
+
+
+def test_a_user_may_not_get_more_than_the_whole_app(values):
+    config = values("prod")
+    config["gateway"]["tokensPerMinutePerUser"] = config["gateway"]["tokensPerMinutePerCaller"] + 1
+    assert "aichat:gateway.tokensPerMinutePerUser: 200001 is more than tokensPerMinutePerCaller (200000)" in error_for(
+        config, "prod"
+    )
+
+
+def test_a_quota_below_one_minute_of_budget_is_refused(values):
+    config = values("prod")
+    config["gateway"]["tokenQuotaPerUser"] = config["gateway"]["tokensPerMinutePerUser"] - 1
+    message = error_for(config, "prod")
+    assert "aichat:gateway.tokenQuotaPerUser: 19999 is less than tokensPerMinutePerUser (20000)" in message
+
+
+def test_a_quota_period_without_a_quota_is_refused(values):
+    config = values()
+    del config["gateway"]["tokenQuotaPerUser"]
+    assert "aichat:gateway.tokenQuotaPeriod: is set but tokenQuotaPerUser is not" in error_for(config)
+
+
+def test_without_a_quota_the_user_has_only_the_per_minute_limit(values):
+    config = values()
+    del config["gateway"]["tokenQuotaPerUser"], config["gateway"]["tokenQuotaPeriod"]
+    gateway = parse_stack_config(config, "dev").gateway
+    assert gateway.token_quota_per_user is None and gateway.tokens_per_minute_per_user == 10000
