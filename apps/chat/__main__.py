@@ -1,4 +1,5 @@
-"""Command line: python -m apps.chat ingest PATH... [--collection NAME] [--sync] | serve [--port N] | evaluate QA.jsonl ..."""
+"""Command line: python -m apps.chat ingest PATH... [--collection NAME] [--sync] | serve [--port N]
+| feedback export [--output FILE] | evaluate QA.jsonl ..."""
 
 from __future__ import annotations
 
@@ -50,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=None, help="default: $PORT, $WEBSITES_PORT or 8000")
     serve.add_argument("--host", default="127.0.0.1", help="default: 127.0.0.1 (this machine only)")
 
+    feedback = commands.add_parser("feedback", help="answer ratings users gave")
+    feedback_commands = feedback.add_subparsers(dest="feedback_command", required=True)
+    export = feedback_commands.add_parser("export", help="every rating as JSON lines, oldest first")
+    export.add_argument("--output", type=Path, default=None, metavar="FILE", help="default: standard output")
+
     evaluate = commands.add_parser("evaluate", help="run a question/ground-truth set against the app", add_help=False)
     evaluate.add_argument("arguments", nargs=argparse.REMAINDER)
     return parser
@@ -88,6 +94,27 @@ async def _ingest(settings, arguments: argparse.Namespace) -> int:
         return 3
     print(report.summary())
     return 1 if report.failed else 0
+
+
+async def _export_feedback(settings, output: Path | None) -> int:
+    import json
+
+    from .database import Database
+    from .history import ConversationStore
+
+    database = Database(settings)
+    await database.open()
+    try:
+        records = await ConversationStore(database).feedback_records()
+    finally:
+        await database.close()
+    lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    if output is None:
+        sys.stdout.write(lines)
+    else:
+        output.write_text(lines, encoding="utf-8")
+        print(f"{len(records)} ratings written to {output}", file=sys.stderr)
+    return 0
 
 
 def _serve(settings, host: str, port: int | None) -> int:
@@ -137,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if arguments.command == "ingest":
         return asyncio.run(_ingest(settings, arguments))
+    if arguments.command == "feedback":
+        return asyncio.run(_export_feedback(settings, arguments.output))
     return _serve(settings, arguments.host, arguments.port)
 
 

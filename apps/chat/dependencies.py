@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from .access import AuthenticationError, Caller, caller_from_headers
 from .chat import ChatService
 from .errors import ApiError, describe_validation_errors
+from .history import ConversationStore, owner
 from .protocol import MAX_JSON_DEPTH, ChatRequest, RequestLimitError, check_limits, json_depth
 from .services import AppServices
 from .settings import Settings
@@ -53,6 +54,21 @@ async def current_caller(request: Request, settings: AppSettings) -> Caller:
 
 
 CurrentCaller = Annotated[Caller, Depends(current_caller)]
+
+
+async def current_user(caller: CurrentCaller) -> str:
+    """Whose conversations and feedback these are (history.owner)."""
+    return owner(caller)
+
+
+CurrentUser = Annotated[str, Depends(current_user)]
+
+
+async def conversation_store(services: Services) -> ConversationStore:
+    return services.chat.conversations
+
+
+Conversations = Annotated[ConversationStore, Depends(conversation_store)]
 
 
 async def chat_request(request: Request, settings: AppSettings) -> ChatRequest:

@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from .history import ConversationNotFoundError
 from .model_client import ModelError, ModelUnavailableError
 from .protocol import error_body
 
@@ -58,6 +59,10 @@ async def _invalid_parameters(_: Request, error: RequestValidationError) -> JSON
     return _error_response(400, describe_validation_errors(error.errors()))
 
 
+async def _not_found(_: Request, error: ConversationNotFoundError) -> JSONResponse:
+    return _error_response(404, str(error))
+
+
 async def _model_unavailable(_: Request, error: ModelUnavailableError) -> JSONResponse:
     headers = {"Retry-After": str(max(1, round(error.retry_after)))} if error.retry_after else None
     return _error_response(503, str(error), headers)
@@ -82,6 +87,7 @@ EXCEPTION_HANDLERS = {
     ApiError: _api_error,
     StarletteHTTPException: _http_error,
     RequestValidationError: _invalid_parameters,
+    ConversationNotFoundError: _not_found,
     ModelUnavailableError: _model_unavailable,
     ModelError: _unusable_model_answer,
     psycopg.OperationalError: _database_unavailable,

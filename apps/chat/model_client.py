@@ -34,6 +34,9 @@ from .settings import Settings
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 FIRST_BACKOFF_SECONDS = 0.5
+# The signed-in user a request is made for (Entra object id): API Management counts per-user token
+# budgets by it (docs/gateway.md). Absent for the ingestion job and for an anonymous local caller.
+USER_HEADER = "x-aichat-user"
 
 
 class ModelError(RuntimeError):
@@ -132,8 +135,8 @@ class ModelClient:
                 await self._sleep(wait)
         raise AssertionError("unreachable")
 
-    async def embed(self, texts: list[str]) -> list[list[float]]:
-        """Embeddings for texts, requested in batches of EMBEDDING_BATCH_SIZE."""
+    async def embed(self, texts: list[str], user: str | None = None) -> list[list[float]]:
+        """Embeddings for texts, requested in batches of EMBEDDING_BATCH_SIZE (for `user`, if given)."""
         vectors: list[list[float]] = []
         size = self.settings.embedding_batch_size
         for start in range(0, len(texts), size):
@@ -144,15 +147,15 @@ class ModelClient:
                 "dimensions": self.settings.embedding_dimensions,
                 "encoding_format": "base64",  # a quarter of the bytes of JSON numbers, and no float parsing
             }
-            response = await self._with_retries("embeddings", lambda body=body: self._post("/embeddings", body))
+            response = await self._with_retries("embeddings", lambda body=body: self._post("/embeddings", body, user))
             batch_vectors = _embedding_vectors(response)
             self._check_embeddings(batch, batch_vectors)
             vectors.extend(batch_vectors)
         return vectors
 
-    async def _post(self, path: str, body: dict) -> Any:
+    async def _post(self, path: str, body: dict, user: str | None) -> Any:
         """The JSON answer to a POST (the SDK raises its usual errors for 4xx/5xx and connection failures)."""
-        return await self.client.post(path, body=body, cast_to=object)
+        return await self.client.post(path, body=body, cast_to=object, options=_user_options(user))
 
     def _check_embeddings(self, batch: list[str], vectors: list[list[float]]) -> None:
         if len(vectors) != len(batch):
@@ -172,16 +175,38 @@ class ModelClient:
             arguments["seed"] = seed
         return arguments
 
-    async def complete(self, messages: list[dict], temperature: float | None = None, seed: int | None = None) -> str:
+    async def complete(
+        self, messages: list[dict], temperature: float | None = None, seed: int | None = None, user: str | None = None
+    ) -> str:
         arguments = self._completion_arguments(messages, temperature, seed)
-        response = await self._with_retries("chat", lambda: self._post("/chat/completions", arguments))
-        try:
-            return response["choices"][0]["message"].get("content") or ""
-        except (KeyError, IndexError, TypeError, AttributeError) as error:
-            raise ModelResponseError(f"chat: the answer has no choices[0].message: {str(response)[:200]}") from error
+        response = await self._with_retries("chat", lambda: self._post("/chat/completions", arguments, user))
+        return _first_message(response, "chat").get("content") or ""
+
+    async def tool_arguments(self, messages: list[dict], tool: dict, max_tokens: int, user: str | None = None) -> Any:
+        """What the model passes to the function `tool` (OpenAI tool calling, the call required, at most
+        max_tokens long), parsed from JSON; None when it answered otherwise or its arguments are no JSON."""
+        name = tool["function"]["name"]
+        arguments = {
+            "model": self.settings.chat_model,
+            "messages": messages,
+            "tools": [tool],
+            "tool_choice": {"type": "function", "function": {"name": name}},
+            "max_tokens": max_tokens,
+            "temperature": 0,
+        }
+        response = await self._with_retries(name, lambda: self._post("/chat/completions", arguments, user))
+        calls = _first_message(response, name).get("tool_calls")
+        for call in calls if isinstance(calls, list) else []:
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict) and function.get("name") == name:
+                try:
+                    return json.loads(function.get("arguments") or "")
+                except (TypeError, ValueError):
+                    return None
+        return None
 
     async def open_stream(
-        self, messages: list[dict], temperature: float | None = None, seed: int | None = None
+        self, messages: list[dict], temperature: float | None = None, seed: int | None = None, user: str | None = None
     ) -> AsyncIterator[str]:
         """Start a streamed completion (retrying like `complete`) and return an iterator of text pieces.
 
@@ -193,9 +218,25 @@ class ModelClient:
         # unread (after checking the status), so the events can be read as they arrive.
         response = await self._with_retries(
             "chat",
-            lambda: self.client.post("/chat/completions", body=arguments, cast_to=httpx2.Response, stream=True),
+            lambda: self.client.post(
+                "/chat/completions", body=arguments, cast_to=httpx2.Response, stream=True, options=_user_options(user)
+            ),
         )
         return _text_pieces(response)
+
+
+def _user_options(user: str | None) -> dict:
+    return {"headers": {USER_HEADER: user}} if user else {}
+
+
+def _first_message(response: Any, what: str) -> dict:
+    try:
+        message = response["choices"][0]["message"]
+    except (KeyError, IndexError, TypeError) as error:
+        raise ModelResponseError(f"{what}: the answer has no choices[0].message: {str(response)[:200]}") from error
+    if not isinstance(message, dict):
+        raise ModelResponseError(f"{what}: the answer has no choices[0].message: {str(response)[:200]}")
+    return message
 
 
 async def _text_pieces(response: httpx2.Response) -> AsyncIterator[str]:

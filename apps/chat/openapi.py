@@ -24,6 +24,7 @@ REF_PREFIX = "#/components/schemas/"
 ERROR_DESCRIPTIONS = {
     400: "Malformed or invalid request, or a limit exceeded; `error` names the problem and where",
     401: "Sign-in required (AUTH_MODE=app_service without App Service authentication's headers)",
+    404: "No such conversation (or answer) for this caller: unknown, or another user's",
     408: "The request body did not arrive within REQUEST_BODY_TIMEOUT_SECONDS",
     413: "The request body is larger than MAX_REQUEST_BYTES",
     502: "The model's answer could not be used",

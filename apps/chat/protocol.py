@@ -121,6 +121,23 @@ class ChatRequest(BaseModel):
     session_state: Annotated[Any, AfterValidator(_storable_json)] = None
 
 
+class RenameRequest(BaseModel):
+    """The body of PATCH /api/conversations/{id}."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: StorableText = Field(min_length=1, max_length=200)
+
+
+class FeedbackRequest(BaseModel):
+    """The body of POST /api/feedback: a rating of the answer at message_index of a stored conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+    conversation_id: StorableText = Field(max_length=100)
+    message_index: int = Field(ge=0, le=100_000)
+    rating: Literal["up", "down"]
+    comment: StorableText | None = Field(default=None, max_length=4000)
+
+
 class RequestLimitError(ValueError):
     """A request that is well-formed but exceeds the configured limits (HTTP 400/413)."""
 
@@ -188,6 +205,11 @@ def search_body(query: str, retrieval_mode: str, results: list[SearchResult]) ->
     }
 
 
+def example_questions_body(headings: list[str]) -> dict:
+    """The response of GET /api/examples."""
+    return {"examples": [f"What do the documents say about {heading}?" for heading in headings]}
+
+
 def health_body(healthy: bool, database: dict, model_configured: bool) -> dict:
     """The response of GET /healthz."""
     return {
@@ -251,6 +273,42 @@ class SearchAnswer(BaseModel):
     query: str
     retrieval_mode: Literal["hybrid", "vectors", "text"]
     results: list[SearchHit]
+
+
+class ConversationSummary(BaseModel):
+    id: str
+    title: str
+    updated_at: str = Field(description="ISO 8601")
+
+
+class ConversationList(BaseModel):
+    """The response of GET /api/conversations: the caller's conversations, newest first."""
+
+    conversations: list[ConversationSummary]
+
+
+class StoredMessageBody(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str
+    context: dict[str, Any] | None = Field(default=None, description="an answer's context as the chat answer had it")
+
+
+class Conversation(BaseModel):
+    """A conversation with its messages, oldest first."""
+
+    id: str
+    title: str
+    messages: list[StoredMessageBody]
+
+
+class FeedbackCreated(BaseModel):
+    id: int
+
+
+class ExampleQuestions(BaseModel):
+    """The response of GET /api/examples."""
+
+    examples: list[str]
 
 
 class Health(BaseModel):

@@ -1,4 +1,4 @@
-"""The HTTP endpoints: the chat protocol, search, health and the web page.
+"""The HTTP endpoints: the chat protocol, conversations and feedback, search, examples, health and the page.
 
 Each route gets what it needs through dependencies (dependencies.py); errors are raised and answered
 by the handlers in errors.py. The README next to this file describes every endpoint.
@@ -16,23 +16,36 @@ from fastapi import APIRouter, Query
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from . import protocol
-from .dependencies import Chat, CheckedChatRequest, CurrentCaller, SearchTop, Services
+from .dependencies import Chat, CheckedChatRequest, Conversations, CurrentCaller, CurrentUser, SearchTop, Services
 from .errors import ApiError
 from .model_client import ModelError
 from .openapi import CHAT_REQUEST_BODY, CHAT_STREAM_RESPONSE, errors
-from .protocol import ChatAnswer, Health, Overrides, SearchAnswer, StorableText
+from .protocol import (
+    ChatAnswer,
+    Conversation,
+    ConversationList,
+    ExampleQuestions,
+    FeedbackCreated,
+    FeedbackRequest,
+    Health,
+    Overrides,
+    RenameRequest,
+    SearchAnswer,
+    StorableText,
+)
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).parent / "static"
 PLACEHOLDER_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Chat</title></head>
 <body><h1>Chat API</h1><p>The web page is not installed. Use <code>POST /chat</code>.</p></body></html>"""
+EXAMPLE_QUESTIONS = 4
 
 router = APIRouter()
 
 
 @router.post(
     "/chat",
-    responses={200: {"model": ChatAnswer}, **errors(400, 401, 408, 413, 502, 503)},
+    responses={200: {"model": ChatAnswer}, **errors(400, 401, 404, 408, 413, 502, 503)},
     openapi_extra=CHAT_REQUEST_BODY,
 )
 async def chat(chat_request: CheckedChatRequest, caller: CurrentCaller, chat: Chat) -> JSONResponse:
@@ -42,7 +55,7 @@ async def chat(chat_request: CheckedChatRequest, caller: CurrentCaller, chat: Ch
 @router.post(
     "/chat/stream",
     response_class=StreamingResponse,
-    responses={200: CHAT_STREAM_RESPONSE, **errors(400, 401, 408, 413, 502, 503)},
+    responses={200: CHAT_STREAM_RESPONSE, **errors(400, 401, 404, 408, 413, 502, 503)},
     openapi_extra=CHAT_REQUEST_BODY,
 )
 async def chat_stream(chat_request: CheckedChatRequest, caller: CurrentCaller, chat: Chat) -> StreamingResponse:
@@ -63,6 +76,53 @@ async def search(
         raise ApiError(400, "q: must not be blank")
     results, mode = await chat.search(q, caller, Overrides(top=top, retrieval_mode=retrieval_mode))
     return JSONResponse(protocol.search_body(q, mode, results))
+
+
+@router.get("/api/conversations", responses={200: {"model": ConversationList}, **errors(401, 503)})
+async def list_conversations(user: CurrentUser, conversations: Conversations) -> JSONResponse:
+    return JSONResponse({"conversations": await conversations.list(user)})
+
+
+@router.get("/api/conversations/{conversation_id}", responses={200: {"model": Conversation}, **errors(401, 404, 503)})
+async def read_conversation(conversation_id: str, user: CurrentUser, conversations: Conversations) -> JSONResponse:
+    return JSONResponse(await conversations.read(conversation_id, user))
+
+
+@router.patch(
+    "/api/conversations/{conversation_id}", responses={200: {"model": Conversation}, **errors(400, 401, 404, 503)}
+)
+async def rename_conversation(
+    conversation_id: str, rename: RenameRequest, user: CurrentUser, conversations: Conversations
+) -> JSONResponse:
+    return JSONResponse(await conversations.rename(conversation_id, user, rename.title))
+
+
+@router.delete(
+    "/api/conversations/{conversation_id}",
+    status_code=204,
+    response_class=Response,
+    responses={204: {"description": "Deleted"}, **errors(401, 404, 503)},
+)
+async def delete_conversation(conversation_id: str, user: CurrentUser, conversations: Conversations) -> Response:
+    await conversations.delete(conversation_id, user)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/api/feedback",
+    status_code=201,
+    responses={201: {"model": FeedbackCreated}, **errors(400, 401, 404, 503)},
+)
+async def rate_answer(feedback: FeedbackRequest, user: CurrentUser, conversations: Conversations) -> JSONResponse:
+    feedback_id = await conversations.rate(
+        user, feedback.conversation_id, feedback.message_index, feedback.rating, feedback.comment
+    )
+    return JSONResponse({"id": feedback_id}, status_code=201)
+
+
+@router.get("/api/examples", responses={200: {"model": ExampleQuestions}, **errors(401, 503)})
+async def example_questions(caller: CurrentCaller, chat: Chat) -> JSONResponse:
+    return JSONResponse(protocol.example_questions_body(await chat.example_headings(caller, EXAMPLE_QUESTIONS)))
 
 
 @router.get("/healthz", responses={200: {"model": Health}, 503: {"model": Health, "description": "Unhealthy"}})

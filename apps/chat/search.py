@@ -30,13 +30,31 @@ MAX_QUERY_WORDS = 12  # distinct words of a query used for full-text lookups
 
 # Switches and limits in braces are written into the text as constants (search_statement);
 # %(name)s are bind parameters.
+
+# The documents a caller may read (access.AccessFilter's parameters).
+READABLE_DOCUMENTS = """({see_all}
+    OR (allowed_user_ids = '{{}}' AND allowed_group_ids = '{{}}' AND %(unrestricted_visible)s)
+    OR allowed_user_ids && %(user_ids)s::text[]
+    OR allowed_group_ids && %(group_ids)s::text[])"""
+
+# The last heading of sections near the start of readable documents (the unique index on
+# (document_id, ordinal) finds them), in an order fixed by their text: the same corpus, the same examples.
+EXAMPLE_HEADINGS_SQL = """
+SELECT heading FROM (
+    SELECT DISTINCT c.section[cardinality(c.section)] AS heading
+    FROM documents d JOIN chunks c ON c.document_id = d.id AND c.ordinal < 20
+    WHERE {readable} AND cardinality(c.section) > 0
+) headings
+WHERE length(heading) BETWEEN 4 AND 60
+ORDER BY md5(heading), heading
+LIMIT %(count)s
+"""
 HYBRID_SEARCH_SQL = """
 WITH visible AS (
     SELECT ARRAY(
         SELECT id FROM documents
-        WHERE (allowed_user_ids = '{{}}' AND allowed_group_ids = '{{}}' AND %(unrestricted_visible)s)
-           OR allowed_user_ids && %(user_ids)s::text[]
-           OR allowed_group_ids && %(group_ids)s::text[]
+        WHERE {readable}
+          AND (%(collection)s::text IS NULL OR collection = %(collection)s::text)
     ) AS document_ids
 ),
 -- The access filter is a scalar subquery (computed once), not a join: a join would stop the
@@ -45,7 +63,7 @@ vector_candidates AS MATERIALIZED (
     SELECT c.id, c.embedding <=> %(embedding)b::vector AS distance
     FROM chunks c
     WHERE {use_vectors} AND c.embedding IS NOT NULL
-      AND ({see_all} OR c.document_id = ANY ((SELECT document_ids FROM visible)::bigint[]))
+      AND ({all_documents} OR c.document_id = ANY ((SELECT document_ids FROM visible)::bigint[]))
     ORDER BY c.embedding <=> %(embedding)b::vector
     LIMIT {candidates}
 ),
@@ -67,7 +85,7 @@ word_matches AS MATERIALIZED (
     CROSS JOIN LATERAL (
         SELECT c.id FROM chunks c
         WHERE c.search_vector @@ w.word_query
-          AND ({see_all} OR c.document_id = ANY ((SELECT document_ids FROM visible)::bigint[]))
+          AND ({all_documents} OR c.document_id = ANY ((SELECT document_ids FROM visible)::bigint[]))
         LIMIT {text_limit}
     ) m
 ),
@@ -81,7 +99,7 @@ text_candidates AS MATERIALIZED (
     UNION
     (SELECT c.id FROM chunks c
      WHERE {use_text} AND c.search_vector @@ plainto_tsquery('english', %(query)s)
-       AND ({see_all} OR c.document_id = ANY ((SELECT document_ids FROM visible)::bigint[]))
+       AND ({all_documents} OR c.document_id = ANY ((SELECT document_ids FROM visible)::bigint[]))
      LIMIT {text_limit})
 ),
 text_ranked AS (
@@ -138,6 +156,7 @@ class SearchRequest:
     retrieval_mode: str  # hybrid | vectors | text
     embedding: list[float] | None  # required unless retrieval_mode is "text"
     access: AccessFilter
+    collection: str | None = None  # only documents of this collection
 
 
 class Searcher:
@@ -153,13 +172,13 @@ class Searcher:
             use_vectors=use_vectors,
             use_text=use_text,
             see_all=request.access.see_all,
+            all_documents=request.access.see_all and request.collection is None,
             candidates=max(self.candidates, request.top),
             text_limit=self.text_limit,
         )
         parameters = {
-            "unrestricted_visible": request.access.unrestricted_visible,
-            "user_ids": request.access.user_ids,
-            "group_ids": request.access.group_ids,
+            **_access_parameters(request.access),
+            "collection": request.collection,
             # Bound in binary (%(embedding)b): 4 bytes a dimension instead of about 20 characters of text.
             "embedding": Vector(request.embedding) if use_vectors else None,
             "query": request.query,
@@ -169,6 +188,28 @@ class Searcher:
         # prepare=True: each connection plans this statement once (see search_statement).
         rows = await self.database.fetch_all(statement, parameters, prepare=True)
         return [SearchResult(*row[:7], tuple(row[7]), row[8]) for row in rows]
+
+    async def collection_names(self) -> list[str]:
+        """The collections there are (a search may be narrowed to one)."""
+        return [name for (name,) in await self.database.fetch_all("SELECT name FROM collections ORDER BY name")]
+
+    async def example_headings(self, access: AccessFilter, count: int) -> list[str]:
+        """Up to `count` section headings of documents the caller may read, the same for the same corpus."""
+        statement = sql.SQL(EXAMPLE_HEADINGS_SQL).format(readable=_readable(access.see_all))
+        rows = await self.database.fetch_all(statement, {**_access_parameters(access), "count": count})
+        return [heading for (heading,) in rows]
+
+
+def _readable(see_all: bool) -> sql.Composable:
+    return sql.SQL(READABLE_DOCUMENTS).format(see_all=sql.Literal(see_all))
+
+
+def _access_parameters(access: AccessFilter) -> dict:
+    return {
+        "unrestricted_visible": access.unrestricted_visible,
+        "user_ids": access.user_ids,
+        "group_ids": access.group_ids,
+    }
 
 
 def one_per_citation(results: list[SearchResult]) -> list[SearchResult]:
@@ -202,21 +243,25 @@ def _overlap(text: str, following: str, shortest: int = 8) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def search_statement(*, use_vectors: bool, use_text: bool, see_all: bool, candidates: int, text_limit: int) -> str:
+def search_statement(
+    *, use_vectors: bool, use_text: bool, see_all: bool, all_documents: bool, candidates: int, text_limit: int
+) -> str:
     """HYBRID_SEARCH_SQL with the switches and limits written in as constants.
 
     Planning this query costs more than running it on a warm index, so the app prepares it once per
     connection and PostgreSQL reuses one generic plan (plan_cache_mode, database.py). With the switches
     as constants that plan is the right one for each combination: a side that is off (`false AND ...`)
     is folded away, and the HNSW scan is planned for a known LIMIT. There are few combinations: three
-    retrieval modes, with or without an access filter, and the candidate count.
+    retrieval modes, with or without an access filter, with or without a collection (all_documents: no
+    filter at all), and the candidate count.
     """
     return (
         sql.SQL(HYBRID_SEARCH_SQL)
         .format(
+            readable=_readable(see_all),
             use_vectors=sql.Literal(use_vectors),
             use_text=sql.Literal(use_text),
-            see_all=sql.Literal(see_all),
+            all_documents=sql.Literal(all_documents),
             candidates=sql.Literal(candidates),
             text_limit=sql.Literal(text_limit),
             max_query_words=sql.Literal(MAX_QUERY_WORDS),

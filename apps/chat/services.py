@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .chat import ChatService
 from .database import Database
+from .history import ConversationStore
 from .identity import TokenCredential
 from .ingest import UNRESTRICTED, AccessList, Ingestor, IngestReport
 from .model_client import ModelClient
@@ -55,7 +56,7 @@ def build_services(settings: Settings, credential: TokenCredential | None = None
     database = Database(settings, credential=credential)
     model = ModelClient.from_settings(settings, credential=credential)
     searcher = Searcher(database, settings.search_candidates, settings.text_search_candidate_limit)
-    return AppServices(settings, database, model, ChatService(settings, searcher, model))
+    return AppServices(settings, database, model, ChatService(settings, searcher, model, ConversationStore(database)))
 
 
 async def ingest_paths(

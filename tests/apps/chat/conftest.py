@@ -8,6 +8,7 @@ Fixtures for other test modules:
 - `fake_openai`: the session's FakeOpenAI, reset for each test.
 - `make_settings(**changes)`: Settings for a test (fake model, small embeddings, the test database).
 - `corpus_dir`: a folder with the small known corpus (CORPUS below).
+- `private_corpus`: one folder per audience (alice, bob, finance, public), every document about salaries.
 - `start_app(settings)`: context manager that starts the app in this process and yields a RunningApp
   whose `client` sends it requests directly (no network); the app's start-up and shut-down run around it.
 - `serve_app(settings, **server_options)`: the same, with the app served by uvicorn on a free 127.0.0.1 port
@@ -165,6 +166,23 @@ def write_corpus(parent: Path) -> Path:
     for name, text in CORPUS.items():
         (folder / name).write_text(text)
     return folder
+
+
+@pytest.fixture
+def private_corpus(tmp_path):
+    """One document per audience, all sharing the word 'salary' so every search matches all of them."""
+    folders = {}
+    for name, text in {
+        "alice": "Alice's salary review is scheduled for May.",
+        "bob": "Bob's salary review is scheduled for June.",
+        "finance": "The finance team salary budget grows by three percent.",
+        "public": "Salary payments arrive on the last working day of each month.",
+    }.items():
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / f"{name}.md").write_text(text)
+        folders[name] = folder
+    return folders
 
 
 @pytest.fixture

@@ -3,6 +3,9 @@
 It serves chat completions (plain and streamed as server-sent events) and embeddings on both the
 OpenAI paths (/v1/...) and the Azure OpenAI paths (/openai/deployments/<name>/...). It can:
 - answer with a scripted or default reply (the default cites the first source in the prompt),
+- answer a request offering tools with a call of the first tool: its arguments scripted by
+  `state.tool_arguments` (the default passes the latest question as the query), GARBAGE_ARGUMENTS (not
+  JSON), or None for a plain answer without a call,
 - fail the next requests with a scripted status and Retry-After,
 - count requests and keep their bodies and headers,
 - notice when a client goes away in the middle of a stream.
@@ -32,6 +35,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 WORD = re.compile(r"[a-z0-9]+")
 SOURCE_LINE = re.compile(r"^(\S+#(?:page=\d+|[\w-]+)): ", re.MULTILINE)
+LATEST_QUESTION = re.compile(r"Latest question: (.*)\Z", re.DOTALL)
+GARBAGE_ARGUMENTS = '{"query": "unfinished'  # what a model cut off mid-call sends
 
 
 def fake_embedding(text: str, dimensions: int) -> list[float]:
@@ -56,6 +61,13 @@ def default_reply(messages: list[dict]) -> str:
     return f"The documents answer this. See the first source [{sources[0]}] for details."
 
 
+def default_tool_arguments(body: dict) -> str:
+    """Search for the latest question as it is (found in the last message of a query rewrite)."""
+    messages = body.get("messages") or [{}]
+    match = LATEST_QUESTION.search(messages[-1].get("content") or "")
+    return json.dumps({"query": match.group(1) if match else ""})
+
+
 @dataclass
 class ScriptedFailure:
     status: int
@@ -75,6 +87,8 @@ class RecordedRequest:
 @dataclass
 class FakeOpenAIState:
     reply: Callable[[list[dict]], str] = default_reply
+    # The arguments of the tool call (a JSON text, or any text), or None: answer without calling it.
+    tool_arguments: Callable[[dict], str | None] | str | None = default_tool_arguments
     stream_delay: float = 0.0  # seconds between streamed pieces
     stream_repeat: int = 1  # send the reply this many times (long streams for disconnect tests)
     stream_error_after: int | None = None  # send an error event after this many pieces, then end
@@ -231,9 +245,26 @@ def _make_handler(fake: FakeOpenAI):
             )
 
         def _chat(self, body: dict) -> None:
+            if body.get("tools"):
+                return self._tool_call(body)
             reply = fake.state.reply(body.get("messages") or [])
             if body.get("stream"):
                 return self._stream(body, reply)
+            self._completion(body, {"role": "assistant", "content": reply}, "stop")
+
+        def _tool_call(self, body: dict) -> None:
+            scripted = fake.state.tool_arguments
+            arguments = scripted(body) if callable(scripted) else scripted
+            if arguments is None:
+                return self._completion(body, {"role": "assistant", "content": "I would rather not."}, "stop")
+            call = {
+                "id": "call_fake",
+                "type": "function",
+                "function": {"name": body["tools"][0]["function"]["name"], "arguments": arguments},
+            }
+            self._completion(body, {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls")
+
+        def _completion(self, body: dict, message: dict, finish_reason: str) -> None:
             self._send_json(
                 200,
                 {
@@ -241,9 +272,7 @@ def _make_handler(fake: FakeOpenAI):
                     "object": "chat.completion",
                     "created": int(time.time()),
                     "model": body.get("model", "fake"),
-                    "choices": [
-                        {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
-                    ],
+                    "choices": [{"index": 0, "message": message, "finish_reason": finish_reason}],
                     "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
                 },
             )

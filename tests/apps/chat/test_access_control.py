@@ -24,23 +24,6 @@ def identity_headers(user_id: str, groups: tuple[str, ...] = ()) -> dict[str, st
     }
 
 
-@pytest.fixture
-def private_corpus(tmp_path):
-    """One document per audience, all sharing the word 'salary' so every search matches all of them."""
-    folders = {}
-    for name, text in {
-        "alice": "Alice's salary review is scheduled for May.",
-        "bob": "Bob's salary review is scheduled for June.",
-        "finance": "The finance team salary budget grows by three percent.",
-        "public": "Salary payments arrive on the last working day of each month.",
-    }.items():
-        folder = tmp_path / name
-        folder.mkdir()
-        (folder / f"{name}.md").write_text(text)
-        folders[name] = folder
-    return folders
-
-
 def ingest_private_corpus(settings, folders):
     asyncio.run(ingest(settings, [folders["alice"]], AccessList(user_ids=(ALICE,))))
     asyncio.run(ingest(settings, [folders["bob"]], AccessList(user_ids=(BOB,))))

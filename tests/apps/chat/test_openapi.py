@@ -14,9 +14,15 @@ from apps.chat.settings import Settings
 
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 ERROR_STATUSES = {
-    ("post", "/chat"): {"400", "401", "408", "413", "502", "503"},
-    ("post", "/chat/stream"): {"400", "401", "408", "413", "502", "503"},
+    ("post", "/chat"): {"400", "401", "404", "408", "413", "502", "503"},
+    ("post", "/chat/stream"): {"400", "401", "404", "408", "413", "502", "503"},
     ("get", "/api/search"): {"400", "401", "502", "503"},
+    ("get", "/api/examples"): {"401", "503"},
+    ("get", "/api/conversations"): {"401", "503"},
+    ("get", "/api/conversations/{conversation_id}"): {"401", "404", "503"},
+    ("patch", "/api/conversations/{conversation_id}"): {"400", "401", "404", "503"},
+    ("delete", "/api/conversations/{conversation_id}"): {"204", "401", "404", "503"},
+    ("post", "/api/feedback"): {"201", "400", "401", "404", "503"},
     ("get", "/healthz"): {"503"},
 }
 
@@ -52,7 +58,7 @@ def test_openapi_json_documents_the_request_bodies_and_every_status_the_app_answ
     assert {key: set(operation["responses"]) - {"200"} for key, operation in operations.items()} == ERROR_STATUSES
     for key, operation in operations.items():
         for status, response in operation["responses"].items():
-            if status != "200" and key != ("get", "/healthz"):
+            if status not in ("200", "201", "204") and key != ("get", "/healthz"):
                 assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
     for path in ("/chat", "/chat/stream"):
         body = operations[("post", path)]["requestBody"]
