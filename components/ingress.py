@@ -40,8 +40,11 @@ from components.roles import BuiltInRole, assign_role
 MANAGED_RULE_SETS = (("Microsoft_DefaultRuleSet", "2.1"), ("Microsoft_BotManagerRuleSet", "1.1"))
 # TLS 1.2 and newer with strong ciphers only (application-gateway/application-gateway-ssl-policy-overview.md).
 SSL_POLICY = "AppGwSslPolicy20220101S"
-# Requests the WAF inspects and accepts: chat questions are small; 128 KB is the default inspection limit.
-MAX_REQUEST_BODY_KB = 128
+# The WAF inspects the first 128 KB of a body (the default inspection limit with DRS 2.1) and accepts bodies
+# up to the app's own limit (MAX_REQUEST_BYTES, 256 KiB, apps/chat/settings.py), so a long conversation gets
+# the app's clear 413, not the gateway's (application-gateway/application-gateway-waf-request-size-limits.md).
+WAF_INSPECTED_BODY_KB = 128
+MAX_REQUEST_BODY_KB = 256
 # The app streams answers for up to the model's time; the container's own limit is 120 s (apps/chat/Dockerfile).
 BACKEND_TIMEOUT_SECONDS = 120
 # Names of the gateway's parts, referenced by id from one another.
@@ -132,7 +135,7 @@ class Ingress(pulumi.ComponentResource):
                 state="Enabled",
                 mode=settings.waf_mode,
                 request_body_check=True,
-                request_body_inspect_limit_in_kb=MAX_REQUEST_BODY_KB,
+                request_body_inspect_limit_in_kb=WAF_INSPECTED_BODY_KB,
                 max_request_body_size_in_kb=MAX_REQUEST_BODY_KB,
             ),
             managed_rules=network.ManagedRulesDefinitionArgs(
@@ -172,6 +175,12 @@ class Ingress(pulumi.ComponentResource):
             identity=network.ManagedServiceIdentityArgs(type="UserAssigned", user_assigned_identities=[identity.id]),
             firewall_policy=network.SubResourceArgs(id=waf.id),
             enable_http2=True,
+            # Streamed answers (/chat/stream) reach the browser token by token only without response buffering,
+            # which the gateway does by default; the WAF needs request buffering kept on
+            # (application-gateway/proxy-buffers.md).
+            global_configuration=network.ApplicationGatewayGlobalConfigurationArgs(
+                enable_request_buffering=True, enable_response_buffering=False
+            ),
             ssl_policy=network.ApplicationGatewaySslPolicyArgs(policy_type="Predefined", policy_name=SSL_POLICY),
             gateway_ip_configurations=[
                 network.ApplicationGatewayIPConfigurationArgs(

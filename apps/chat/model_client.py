@@ -191,8 +191,9 @@ class ModelClient:
             "messages": messages,
             "tools": [tool],
             "tool_choice": {"type": "function", "function": {"name": name}},
-            "max_tokens": max_tokens,
-            "temperature": 0,
+            # Not max_tokens or temperature: the reasoning models the stacks deploy (gpt-5 family) refuse both
+            # with a 400, and the caller would fall back every time.
+            "max_completion_tokens": max_tokens,
         }
         response = await self._with_retries(name, lambda: self._post("/chat/completions", arguments, user))
         calls = _first_message(response, name).get("tool_calls")

@@ -19,7 +19,8 @@ from .protocol import text_problem
 log = logging.getLogger(__name__)
 
 TOOL_NAME = "search_documents"
-MAX_TOKENS = 200
+# A cap on the reply, reasoning included: the gpt-5 family the stacks deploy counts its reasoning in it.
+MAX_TOKENS = 1000
 MAX_QUERY_CHARS = 500
 # Earlier turns shown to the model, newest first: resolving a reference needs only the last few.
 HISTORY_CHAR_BUDGET = 4000

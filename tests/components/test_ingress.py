@@ -212,3 +212,15 @@ def test_the_ingress_component_alone_declares_a_gateway_only_in_applicationgatew
     assert bool(run.of_type(GATEWAY)) == (mode == "applicationGateway")
     assert all(r.parent == component.urn for r in run.resources if r.type.startswith("azure-native:"))
     assert (children == []) == (mode == "public")
+
+
+def test_streamed_answers_are_not_held_back_by_the_gateway(prod):
+    gateway = prod.one("azure-native:network:ApplicationGateway").inputs
+    assert gateway["globalConfiguration"] == {"enableRequestBuffering": True, "enableResponseBuffering": False}
+
+
+def test_the_waf_accepts_every_body_the_app_accepts(prod):
+    from apps.chat.settings import Settings
+
+    policy = prod.one("azure-native:network:WebApplicationFirewallPolicy").inputs["policySettings"]
+    assert policy["maxRequestBodySizeInKb"] * 1024 >= Settings().max_request_bytes
