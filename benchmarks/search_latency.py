@@ -1,6 +1,6 @@
 """Hybrid search latency at 100,000 chunks (one client). Prints p50/p95/p99; targets p95 <= 20 ms, p99 <= 50 ms.
 
-    python -m benchmarks.search_latency [--chunks 100000] [--dimensions 1024] [--queries 1000]
+    python -m benchmarks.search_latency [--chunks 100000] [--dimensions 1024] [--queries 1000] [--compare]
 
 Chunks are ~90 words drawn from a Zipf (English-like) word frequency distribution, so the common
 words of a query match tens of thousands of chunks; queries are 2 to 5 words drawn the same way.
@@ -8,6 +8,13 @@ Embeddings are random unit vectors generated inside PostgreSQL (the benchmark me
 database query the app runs, not an embedding model). The data set is kept in --data-dir and
 reused by later runs with the same size. Search settings come from the environment as for the app
 (e.g. TEXT_SEARCH_CANDIDATE_LIMIT, TEXT_SEARCH_FUZZY_LIMIT, SEARCH_CANDIDATES, HNSW_EF_SEARCH).
+
+--compare also copies the same rows into a second table shaped like the one of the
+Azure-Samples/rag-postgres-openai-python sample (an HNSW cosine index, m 16, ef_construction 64, plus a
+GIN index on a stored tsvector column: the sample ships none) and times that sample's published query
+shape, written here from its description, interleaved query by query with this app's search: a vector
+CTE ordered by `<=>` with LIMIT k, a full-text CTE ranked by `ts_rank_cd`, fused by reciprocal rank
+fusion (k = 60). It runs on its own connection with PostgreSQL's and pgvector's default settings.
 """
 
 from __future__ import annotations
@@ -24,6 +31,8 @@ import time
 from pathlib import Path
 
 import psycopg
+from pgvector import Vector
+from pgvector.psycopg import register_vector_async
 from psycopg import sql
 
 from apps.chat.access import AccessFilter
@@ -133,6 +142,116 @@ async def build_data_set(database: Database, chunks: int, dimensions: int, words
         print(f"  done in {time.perf_counter() - started:.0f}s", flush=True)
 
 
+PEER_TABLE = "peer_chunks"
+PEER_CANDIDATES = 20  # k: rows each CTE of the sample's query keeps
+PEER_RRF_K = 60
+
+# The sample's query shape (rag-postgres-openai-python, PostgresSearcher), written from its description.
+PEER_VECTOR_SQL = """
+SELECT id, RANK() OVER (ORDER BY embedding <=> %(embedding)s::vector) AS rank
+FROM {table}
+ORDER BY embedding <=> %(embedding)s::vector
+LIMIT {k}
+"""
+PEER_TEXT_SQL = """
+SELECT id, RANK() OVER (ORDER BY ts_rank_cd(search_vector, query) DESC) AS rank
+FROM {table}, plainto_tsquery('english', %(query)s) query
+WHERE search_vector @@ query
+ORDER BY ts_rank_cd(search_vector, query) DESC
+LIMIT {k}
+"""
+PEER_HYBRID_SQL = """
+WITH vector_search AS ({vector}),
+fulltext_search AS ({text})
+SELECT COALESCE(vector_search.id, fulltext_search.id) AS id,
+       COALESCE(1.0 / ({rrf_k} + vector_search.rank), 0.0)
+       + COALESCE(1.0 / ({rrf_k} + fulltext_search.rank), 0.0) AS score
+FROM vector_search
+FULL OUTER JOIN fulltext_search ON vector_search.id = fulltext_search.id
+ORDER BY score DESC
+LIMIT {k}
+"""
+
+
+def peer_statement(mode: str, top: int, table: str = PEER_TABLE) -> str:
+    """The sample's statement for a mode, returning the top rows' text in the same statement (the sample
+    then reads each row by id in a query of its own; leaving that out favours the sample)."""
+    k = PEER_CANDIDATES
+    vector = PEER_VECTOR_SQL.format(table=table, k=k)
+    text = PEER_TEXT_SQL.format(table=table, k=k)
+    if mode == "hybrid":
+        ranked, order = PEER_HYBRID_SQL.format(vector=vector, text=text, rrf_k=PEER_RRF_K, k=k), "r.score DESC"
+    else:
+        ranked, order = {"vectors": vector, "text": text}[mode], "r.rank"
+    return f"SELECT t.id, t.content FROM ({ranked}) r JOIN {table} t ON t.id = r.id ORDER BY {order}, t.id LIMIT {top}"
+
+
+async def build_peer_table(conn: psycopg.AsyncConnection, dimensions: int, fingerprint: str) -> None:
+    """The chunks' rows in a table shaped like the sample's: text, embedding, a stored tsvector, an HNSW
+    index (the sample's m 16, ef_construction 64) and a GIN index. Kept while the data set is the same."""
+    comment = await (
+        await conn.execute("SELECT obj_description(to_regclass(%s), 'pg_class')", (PEER_TABLE,))
+    ).fetchone()
+    if comment and comment[0] == fingerprint:
+        print(f"reusing the {PEER_TABLE} table built earlier")
+        return
+    print(f"copying the chunks into {PEER_TABLE} and indexing them like the sample ...", flush=True)
+    started = time.perf_counter()
+    table = sql.Identifier(PEER_TABLE)
+    await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(table))
+    await conn.execute(
+        sql.SQL(
+            "CREATE TABLE {table} (id bigint PRIMARY KEY, content text NOT NULL, embedding vector({dims}),"
+            " search_vector tsvector GENERATED ALWAYS AS (to_tsvector('english', content)) STORED)"
+        ).format(table=table, dims=sql.Literal(dimensions))
+    )
+    await conn.execute(
+        sql.SQL("INSERT INTO {} (id, content, embedding) SELECT id, content, embedding FROM chunks").format(table)
+    )
+    await conn.execute("SET maintenance_work_mem = '2GB'")
+    await conn.execute("SET max_parallel_maintenance_workers = 2")
+    await conn.execute(sql.SQL("CREATE INDEX ON {} USING gin (search_vector)").format(table))
+    await conn.execute(
+        sql.SQL(
+            "CREATE INDEX ON {} USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64)"
+        ).format(table)
+    )
+    await conn.execute(sql.SQL("ANALYZE {}").format(table))
+    await conn.execute(sql.SQL("COMMENT ON TABLE {} IS {}").format(table, sql.Literal(fingerprint)))
+    print(f"  done in {time.perf_counter() - started:.0f}s", flush=True)
+
+
+async def peer_search(conn: psycopg.AsyncConnection, mode: str, text: str, embedding: list[float], top: int) -> list:
+    cursor = await conn.execute(peer_statement(mode, top), {"query": text, "embedding": Vector(embedding)})
+    return await cursor.fetchall()
+
+
+async def compare(
+    searcher: Searcher, peer: psycopg.AsyncConnection, queries: list[tuple[str, list[float]]], top: int
+) -> dict[str, tuple[list[float], list[float]]]:
+    """Each mode's timings for this app and the sample, the two run one after the other for every query,
+    which of them goes first alternating, so both see the same machine and caches."""
+    see_everything = AccessFilter(see_all=True, unrestricted_visible=True, user_ids=[], group_ids=[])
+    results = {}
+    for mode in ("hybrid", "text", "vectors"):
+        ours, theirs = [], []
+        for number, (text, embedding) in enumerate(queries):
+            request = SearchRequest(text, top, 0.0, mode, embedding, see_everything)
+            for side in (0, 1) if number % 2 == 0 else (1, 0):
+                started = time.perf_counter()
+                if side == 0:
+                    await searcher.search(request)
+                else:
+                    await peer_search(peer, mode, text, embedding, top)
+                (ours if side == 0 else theirs).append((time.perf_counter() - started) * 1000)
+        results[mode] = (ours, theirs)
+    return results
+
+
+def figures(timings: list[float]) -> str:
+    return " / ".join(f"{percentile(timings, fraction):.1f}" for fraction in (0.50, 0.95, 0.99))
+
+
 def start_local_server(data_dir: Path, shared_buffers: str) -> str:
     """The embedded server with shared_buffers large enough to hold the indexes, as a production
     server would have (PostgreSQL's built-in default is 128MB)."""
@@ -197,6 +316,39 @@ async def match_counts(database: Database, queries: list[str]) -> list[int]:
         return counts
 
 
+async def run_comparison(
+    uri: str, database: Database, searcher: Searcher, queries: list[tuple[str, list[float]]], arguments
+) -> int:
+    async with database.connection() as conn:
+        await conn.execute(
+            "SELECT pg_prewarm(oid, 'read') FROM pg_class"
+            " WHERE oid = %(table)s::regclass"
+            " OR oid = (SELECT reltoastrelid FROM pg_class WHERE oid = %(table)s::regclass)"
+            " OR oid IN (SELECT indexrelid FROM pg_index WHERE indrelid = %(table)s::regclass)",
+            {"table": PEER_TABLE},
+        )
+    peer = await psycopg.AsyncConnection.connect(uri, autocommit=True)
+    try:
+        await register_vector_async(peer)
+        for mode in ("hybrid", "text", "vectors"):  # warm caches and let psycopg prepare the statements
+            for text, embedding in queries[:50]:
+                await peer_search(peer, mode, text, embedding, arguments.top)
+        print(
+            f"{arguments.chunks} chunks, {arguments.dimensions} dimensions, {len(queries)} queries, top {arguments.top},"
+            " one client; this app and the sample interleaved query by query"
+        )
+        results = await compare(searcher, peer, queries, arguments.top)
+    finally:
+        await peer.close()
+    print(f"  {'mode':8s} {'this app p50 / p95 / p99 (ms)':>32s}   {'sample p50 / p95 / p99 (ms)':>32s}")
+    for mode, (ours, theirs) in results.items():
+        print(f"  {mode:8s} {figures(ours):>32s}   {figures(theirs):>32s}")
+    hybrid = results["hybrid"][0]
+    ok = percentile(hybrid, 0.95) <= 20 and percentile(hybrid, 0.99) <= 50
+    print(f"target hybrid p95 <= 20 ms and p99 <= 50 ms: {'met' if ok else 'NOT met'}")
+    return 0
+
+
 def random_vector(rng: random.Random, dimensions: int) -> list[float]:
     return [rng.random() - 0.5 for _ in range(dimensions)]
 
@@ -209,6 +361,11 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--top", type=int, default=5)
     parser.add_argument("--data-dir", type=Path, default=Path("/tmp/chat-search-benchmark"))
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="time the rag-postgres-openai-python sample's query shape on a copy of the rows, interleaved with ours",
+    )
     parser.add_argument(
         "--shared-buffers",
         default="1GB",
@@ -242,8 +399,13 @@ async def main(argv: list[str] | None = None) -> int:
             f"queries like {queries[0][0]!r}, {queries[1][0]!r}; chunks matching any query word:"
             f" median {statistics.median(matches):.0f}, max {max(matches)} (first 200 queries)"
         )
+        if arguments.compare:
+            async with database.connection() as conn:
+                await build_peer_table(conn, arguments.dimensions, fingerprint)
         await prewarm(database)
         await measure(searcher, "hybrid", queries[:50], arguments.top)  # warm caches and prepared statements
+        if arguments.compare:
+            return await run_comparison(settings.database_url, database, searcher, queries, arguments)
         print(
             f"{arguments.chunks} chunks, {arguments.dimensions} dimensions, {len(queries)} queries, top {arguments.top}, one client"
         )
