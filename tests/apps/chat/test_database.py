@@ -188,6 +188,7 @@ def test_health_check_reports_503_while_the_database_is_down_and_recovers(make_s
 
     assert healthy.status_code == 200 and healthy.json()["database"]["status"] == "ok"
     assert down.status_code == 503 and down.json()["database"]["status"] == "unreachable"
+    assert "/" not in down.json()["database"]["error"]  # the kind of failure only, no socket path or host
     assert chat.status_code == 503 and "database is unavailable" in chat.json()["error"]
     assert recovered.status_code == 200, recovered.text
 
