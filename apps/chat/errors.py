@@ -13,7 +13,7 @@ from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .history import ConversationNotFoundError
-from .model_client import ModelError, ModelUnavailableError
+from .model_client import ModelBudgetExhaustedError, ModelError, ModelUnavailableError
 from .protocol import error_body
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,11 @@ async def _model_unavailable(_: Request, error: ModelUnavailableError) -> JSONRe
     return _error_response(503, str(error), headers)
 
 
+async def _budget_exhausted(_: Request, error: ModelBudgetExhaustedError) -> JSONResponse:
+    headers = {"Retry-After": str(max(1, round(error.retry_after)))} if error.retry_after else None
+    return _error_response(429, str(error), headers)
+
+
 async def _unusable_model_answer(_: Request, error: ModelError) -> JSONResponse:
     return _error_response(502, str(error))
 
@@ -89,6 +94,7 @@ EXCEPTION_HANDLERS = {
     RequestValidationError: _invalid_parameters,
     ConversationNotFoundError: _not_found,
     ModelUnavailableError: _model_unavailable,
+    ModelBudgetExhaustedError: _budget_exhausted,
     ModelError: _unusable_model_answer,
     psycopg.OperationalError: _database_unavailable,
     PoolTimeout: _database_unavailable,

@@ -51,6 +51,17 @@ class ModelUnavailableError(ModelError):
         self.retry_after = retry_after
 
 
+class ModelBudgetExhaustedError(ModelError):
+    """The gateway refused: the signed-in user's token quota for its period is used up.
+
+    API Management's token quota answers 403 with a Retry-After that says when the quota is replenished
+    (llm-token-limit, token-quota; docs/gateway.md, "Per-user budgets"). Retrying sooner cannot help."""
+
+    def __init__(self, message: str, retry_after: float | None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ModelResponseError(ModelError):
     """The model endpoint answered, but with something this app cannot use."""
 
@@ -79,6 +90,11 @@ def _is_retryable(error: Exception) -> bool:
     if isinstance(error, (openai.APIConnectionError, openai.APITimeoutError)):
         return True
     return isinstance(error, openai.APIStatusError) and (error.status_code == 429 or error.status_code >= 500)
+
+
+def _is_quota_refusal(error: Exception, retry_after: float | None) -> bool:
+    """The gateway's per-user token quota: a 403 that says when to come back (a plain 403 does not)."""
+    return isinstance(error, openai.APIStatusError) and error.status_code == 403 and retry_after is not None
 
 
 class ModelClient:
@@ -119,10 +135,14 @@ class ModelClient:
             try:
                 return await call()
             except Exception as error:
-                if not _is_retryable(error):
-                    raise ModelResponseError(f"{what} failed: {error}") from error
                 headers = getattr(getattr(error, "response", None), "headers", None)
                 wait = retry_after_seconds(headers)
+                if _is_quota_refusal(error, wait):
+                    raise ModelBudgetExhaustedError(
+                        "your token budget for this period is used up; it renews later", retry_after=wait
+                    ) from error
+                if not _is_retryable(error):
+                    raise ModelResponseError(f"{what} failed: {error}") from error
                 description = getattr(error, "status_code", type(error).__name__)
                 if attempt == max_retries or (wait is not None and wait > self.settings.model_max_retry_wait_seconds):
                     raise ModelUnavailableError(

@@ -27,6 +27,7 @@ ERROR_DESCRIPTIONS = {
     404: "No such conversation (or answer) for this caller: unknown, or another user's",
     408: "The request body did not arrive within REQUEST_BODY_TIMEOUT_SECONDS",
     413: "The request body is larger than MAX_REQUEST_BYTES",
+    429: "The signed-in user's token budget at the gateway is used up; Retry-After says when it renews",
     502: "The model's answer could not be used",
     503: "The model keeps failing (Retry-After when it said how long) or the database is unavailable",
 }
@@ -53,7 +54,7 @@ def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     responses: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
         responses[status] = {"model": ErrorBody, "description": ERROR_DESCRIPTIONS[status]}
-        if status == 503:
+        if status in (429, 503):
             responses[status]["headers"] = RETRY_AFTER
     return responses
 

@@ -45,7 +45,7 @@ router = APIRouter()
 
 @router.post(
     "/chat",
-    responses={200: {"model": ChatAnswer}, **errors(400, 401, 404, 408, 413, 502, 503)},
+    responses={200: {"model": ChatAnswer}, **errors(400, 401, 404, 408, 413, 429, 502, 503)},
     openapi_extra=CHAT_REQUEST_BODY,
 )
 async def chat(chat_request: CheckedChatRequest, caller: CurrentCaller, chat: Chat) -> JSONResponse:
@@ -55,7 +55,7 @@ async def chat(chat_request: CheckedChatRequest, caller: CurrentCaller, chat: Ch
 @router.post(
     "/chat/stream",
     response_class=StreamingResponse,
-    responses={200: CHAT_STREAM_RESPONSE, **errors(400, 401, 404, 408, 413, 502, 503)},
+    responses={200: CHAT_STREAM_RESPONSE, **errors(400, 401, 404, 408, 413, 429, 502, 503)},
     openapi_extra=CHAT_REQUEST_BODY,
 )
 async def chat_stream(chat_request: CheckedChatRequest, caller: CurrentCaller, chat: Chat) -> StreamingResponse:
@@ -64,7 +64,7 @@ async def chat_stream(chat_request: CheckedChatRequest, caller: CurrentCaller, c
     return StreamingResponse(_json_lines(chunks), media_type="application/x-ndjson")
 
 
-@router.get("/api/search", responses={200: {"model": SearchAnswer}, **errors(400, 401, 502, 503)})
+@router.get("/api/search", responses={200: {"model": SearchAnswer}, **errors(400, 401, 429, 502, 503)})
 async def search(
     q: Annotated[StorableText, Query(min_length=1, max_length=1000, description="search text")],
     top: SearchTop,

@@ -208,6 +208,23 @@ def test_upstream_keeps_failing_gives_a_clear_503(chat_app, fake_openai):
     assert len(fake_openai.requests_to("/chat/completions")) == 3
 
 
+def test_a_used_up_user_budget_at_the_gateway_is_a_429_saying_when_it_renews(chat_app, fake_openai):
+    # API Management's token quota answers 403 with the time until it is replenished; retrying cannot help.
+    fake_openai.fail_next(403, retry_after="3600", path_suffix="/chat/completions")
+
+    response = ask(chat_app, "parking")
+
+    assert response.status_code == 429 and response.headers["retry-after"] == "3600"
+    assert "token budget" in response.json()["error"]
+    assert len(fake_openai.requests_to("/chat/completions")) == 1
+
+
+def test_a_plain_403_from_the_model_endpoint_stays_a_502(chat_app, fake_openai):
+    fake_openai.fail_next(403, path_suffix="/chat/completions")
+
+    assert ask(chat_app, "parking").status_code == 502
+
+
 def test_failing_embeddings_also_give_a_503(chat_app, fake_openai):
     fake_openai.fail_next(429, times=10, retry_after="0", path_suffix="/embeddings")
 

@@ -14,9 +14,9 @@ from apps.chat.settings import Settings
 
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
 ERROR_STATUSES = {
-    ("post", "/chat"): {"400", "401", "404", "408", "413", "502", "503"},
-    ("post", "/chat/stream"): {"400", "401", "404", "408", "413", "502", "503"},
-    ("get", "/api/search"): {"400", "401", "502", "503"},
+    ("post", "/chat"): {"400", "401", "404", "408", "413", "429", "502", "503"},
+    ("post", "/chat/stream"): {"400", "401", "404", "408", "413", "429", "502", "503"},
+    ("get", "/api/search"): {"400", "401", "429", "502", "503"},
     ("get", "/api/examples"): {"401", "503"},
     ("get", "/api/conversations"): {"401", "503"},
     ("get", "/api/conversations/{conversation_id}"): {"401", "404", "503"},
