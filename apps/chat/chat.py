@@ -12,13 +12,13 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from importlib import resources
 
 from . import protocol, query_rewrite
 from .access import Caller, access_filter
 from .answer_filter import AnswerFilter
 from .history import ConversationStore, StoredMessage, owner
 from .model_client import ModelClient, ModelResponseError
+from .prompts import read_prompt
 from .protocol import ChatRequest, Message, Overrides
 from .query_rewrite import SearchQuery
 from .search import Searcher, SearchRequest, SearchResult, one_per_citation
@@ -35,15 +35,11 @@ NO_RESULTS_NOTICE = "No passages in the documents you can read match this questi
 HISTORY_CHAR_BUDGET = 12_000
 
 
-def _prompt(name: str) -> str:
-    return resources.files(__package__).joinpath("prompts", name).read_text(encoding="utf-8").strip()
-
-
 log = logging.getLogger(__name__)
 
 # Read once, when the app starts.
-DEFAULT_SYSTEM_PROMPT = _prompt("system.txt")
-FOLLOWUP_PROMPT = _prompt("followup_questions.txt")
+DEFAULT_SYSTEM_PROMPT = read_prompt("system.txt")
+FOLLOWUP_PROMPT = read_prompt("followup_questions.txt")
 
 
 @dataclass

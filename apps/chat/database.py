@@ -90,7 +90,12 @@ class Database:
         back was noticed only at the next backoff step, up to half a minute later, so the app (and its
         health check) kept answering 503 after the outage ended. Half the shortest wait a caller accepts
         means that a request arriving after the database is back is served within that wait."""
-        return min(self.settings.db_pool_timeout_seconds, HEALTH_CHECK_TIMEOUT_SECONDS) / 2
+        return self.health_check_timeout_seconds / 2
+
+    @property
+    def health_check_timeout_seconds(self) -> float:
+        """The longest the health check waits for the database, and the shortest wait a caller accepts."""
+        return min(self.settings.db_pool_timeout_seconds, HEALTH_CHECK_TIMEOUT_SECONDS)
 
     async def close(self) -> None:
         if self.pool is not None:
@@ -194,7 +199,7 @@ class Database:
     async def status(self) -> dict[str, Any]:
         """Database health for /healthz: never raises."""
         try:
-            async with asyncio.timeout(min(HEALTH_CHECK_TIMEOUT_SECONDS, self.settings.db_pool_timeout_seconds)):
+            async with asyncio.timeout(self.health_check_timeout_seconds):
                 rows = await self.fetch_all("SELECT count(*) FROM documents")
             return {"status": "ok", "documents": rows[0][0]}
         except Exception as error:  # noqa: BLE001 - any failure means "unreachable" to the health check

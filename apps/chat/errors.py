@@ -13,7 +13,7 @@ from psycopg_pool import PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .history import ConversationNotFoundError
-from .model_client import ModelBudgetExhaustedError, ModelError, ModelUnavailableError
+from .model_client import ModelBudgetExhaustedError, ModelError, ModelRetryLaterError, ModelUnavailableError
 from .protocol import error_body
 
 log = logging.getLogger(__name__)
@@ -63,14 +63,16 @@ async def _not_found(_: Request, error: ConversationNotFoundError) -> JSONRespon
     return _error_response(404, str(error))
 
 
+def _retry_after_header(error: ModelRetryLaterError) -> dict[str, str] | None:
+    return {"Retry-After": str(max(1, round(error.retry_after)))} if error.retry_after else None
+
+
 async def _model_unavailable(_: Request, error: ModelUnavailableError) -> JSONResponse:
-    headers = {"Retry-After": str(max(1, round(error.retry_after)))} if error.retry_after else None
-    return _error_response(503, str(error), headers)
+    return _error_response(503, str(error), _retry_after_header(error))
 
 
 async def _budget_exhausted(_: Request, error: ModelBudgetExhaustedError) -> JSONResponse:
-    headers = {"Retry-After": str(max(1, round(error.retry_after)))} if error.retry_after else None
-    return _error_response(429, str(error), headers)
+    return _error_response(429, str(error), _retry_after_header(error))
 
 
 async def _unusable_model_answer(_: Request, error: ModelError) -> JSONResponse:

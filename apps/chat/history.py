@@ -48,12 +48,16 @@ def title_of(question: str) -> str:
     return words if len(words) <= TITLE_CHARS else words[: TITLE_CHARS - 1].rstrip() + "…"
 
 
+def not_found(conversation_id: Any) -> ConversationNotFoundError:
+    return ConversationNotFoundError(f"no conversation {str(conversation_id)[:100]!r}")
+
+
 def conversation_uuid(conversation_id: Any) -> uuid.UUID:
     """The id as a UUID; anything else (another string, a number, an object) names no conversation."""
     if isinstance(conversation_id, str):
         with contextlib.suppress(ValueError):
             return uuid.UUID(conversation_id)
-    raise ConversationNotFoundError(f"no conversation {str(conversation_id)[:100]!r}")
+    raise not_found(conversation_id)
 
 
 def cited_passages(answer: str, context: dict | None) -> list[dict]:
@@ -110,7 +114,7 @@ class ConversationStore:
             "SELECT id FROM conversations WHERE id = %s AND user_id = %s", (conversation_uuid(conversation_id), user)
         )
         if not rows:
-            raise ConversationNotFoundError(f"no conversation {str(conversation_id)[:100]!r}")
+            raise not_found(conversation_id)
         return str(rows[0][0])
 
     async def append(self, conversation_id: str, user: str, messages: list[StoredMessage]) -> None:
@@ -140,7 +144,7 @@ class ConversationStore:
             (conversation_uuid(conversation_id), user),
         )
         if not rows:
-            raise ConversationNotFoundError(f"no conversation {str(conversation_id)[:100]!r}")
+            raise not_found(conversation_id)
         messages = [_message_body(role, content, context) for _, _, role, content, context in rows if role]
         return {"id": str(rows[0][0]), "title": rows[0][1], "messages": messages}
 
@@ -151,7 +155,7 @@ class ConversationStore:
                 (title, conversation_uuid(conversation_id), user),
             )
             if await cursor.fetchone() is None:
-                raise ConversationNotFoundError(f"no conversation {str(conversation_id)[:100]!r}")
+                raise not_found(conversation_id)
         return await self.read(conversation_id, user)
 
     async def delete(self, conversation_id: Any, user: str) -> None:
@@ -161,7 +165,7 @@ class ConversationStore:
                 (conversation_uuid(conversation_id), user),
             )
             if await cursor.fetchone() is None:
-                raise ConversationNotFoundError(f"no conversation {str(conversation_id)[:100]!r}")
+                raise not_found(conversation_id)
 
     async def rate(self, user: str, conversation_id: Any, message_index: int, rating: str, comment: str | None) -> int:
         """Store a rating of the user's answer at message_index, with a copy of the answer, its question

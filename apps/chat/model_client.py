@@ -43,23 +43,23 @@ class ModelError(RuntimeError):
     """The language model could not give an answer (the API turns it into a 502 or 503)."""
 
 
-class ModelUnavailableError(ModelError):
-    """The model endpoint kept failing (429/5xx/unreachable) after the allowed retries."""
+class ModelRetryLaterError(ModelError):
+    """The model cannot answer now; `retry_after` (seconds) says when to try again, when it is known."""
 
     def __init__(self, message: str, retry_after: float | None = None):
         super().__init__(message)
         self.retry_after = retry_after
 
 
-class ModelBudgetExhaustedError(ModelError):
+class ModelUnavailableError(ModelRetryLaterError):
+    """The model endpoint kept failing (429/5xx/unreachable) after the allowed retries."""
+
+
+class ModelBudgetExhaustedError(ModelRetryLaterError):
     """The gateway refused: the signed-in user's token quota for its period is used up.
 
     API Management's token quota answers 403 with a Retry-After that says when the quota is replenished
     (llm-token-limit, token-quota; docs/gateway.md, "Per-user budgets"). Retrying sooner cannot help."""
-
-    def __init__(self, message: str, retry_after: float | None):
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class ModelResponseError(ModelError):
@@ -207,8 +207,7 @@ class ModelClient:
         max_tokens long), parsed from JSON; None when it answered otherwise or its arguments are no JSON."""
         name = tool["function"]["name"]
         arguments = {
-            "model": self.settings.chat_model,
-            "messages": messages,
+            **self._completion_arguments(messages, temperature=None, seed=None),
             "tools": [tool],
             "tool_choice": {"type": "function", "function": {"name": name}},
             # Not max_tokens or temperature: the reasoning models the stacks deploy (gpt-5 family) refuse both

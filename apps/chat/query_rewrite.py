@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
+from .prompts import read_prompt
 from .protocol import text_problem
 
 log = logging.getLogger(__name__)
@@ -24,7 +24,7 @@ MAX_TOKENS = 1000
 MAX_QUERY_CHARS = 500
 # Earlier turns shown to the model, newest first: resolving a reference needs only the last few.
 HISTORY_CHAR_BUDGET = 4000
-PROMPT = resources.files(__package__).joinpath("prompts", "query_rewrite.txt").read_text(encoding="utf-8").strip()
+PROMPT = read_prompt("query_rewrite.txt")
 
 
 @dataclass(frozen=True)
