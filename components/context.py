@@ -59,22 +59,22 @@ class StackContext:
         retention period), Azure OpenAI and API Management (48 hours) keep a deleted resource's name
         reserved, so the same names would make the next `pulumi up` fail.
         """
-        base = self.name(abbreviation)
-        if alphanumeric:
-            base = base.replace("-", "")
-        return pulumi.Output.all(self.subscription_id, self.incarnation).apply(
-            lambda values: unique_name(base, self.stack, *values, max_length=max_length, alphanumeric=alphanumeric)
-        )
+        return self._hashed_name(abbreviation, max_length, alphanumeric, self.incarnation)
 
     def lasting_name(self, abbreviation: str, *, max_length: int) -> pulumi.Output[str]:
         """A globally unique name that outlives the stack's incarnations, for names people keep elsewhere
         and that Azure frees at once on deletion: the web app's host name (the sign-in registration's
         redirect URI, bookmarks) and a gateway's DNS label (a custom domain's CNAME)."""
+        return self._hashed_name(abbreviation, max_length, False, None)
+
+    def _hashed_name(
+        self, abbreviation: str, max_length: int, alphanumeric: bool, incarnation: pulumi.Output[str] | None
+    ) -> pulumi.Output[str]:
         base = self.name(abbreviation)
-        return self.subscription_id.apply(
-            lambda subscription_id: unique_name(
-                base, self.stack, subscription_id, None, max_length=max_length, alphanumeric=False
-            )
+        if alphanumeric:
+            base = base.replace("-", "")
+        return pulumi.Output.all(self.subscription_id, incarnation).apply(
+            lambda values: unique_name(base, self.stack, *values, max_length=max_length, alphanumeric=alphanumeric)
         )
 
 

@@ -29,7 +29,7 @@ import pulumi_azure_native.network as network
 from components.config import EgressConfig, FirewallConfig
 from components.context import StackContext
 from components.diagnostics import send_to_workspace
-from components.network import API_MANAGEMENT, APP_SERVICE, BUILD_AGENTS, EGRESS_ROLES, JOBS
+from components.network import API_MANAGEMENT, APP_SERVICE, BUILD_AGENT_SERVICE_TAGS, BUILD_AGENTS, EGRESS_ROLES, JOBS
 from components.public_ip import standard_public_ip
 
 HTTPS, HTTP = ("Https", 443), ("Http", 80)
@@ -146,7 +146,7 @@ API_MANAGEMENT_RULES: tuple[EgressRule, ...] = (
 BUILD_AGENT_RULES: tuple[EgressRule, ...] = (
     NetworkRule(
         "agent-service",
-        ("AzureKeyVault", "Storage", "EventHub", "AzureActiveDirectory"),
+        BUILD_AGENT_SERVICE_TAGS,
         ("443",),
         "the agent pool's own service dependencies",
         ACR_AGENT_POOLS,

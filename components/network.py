@@ -93,9 +93,11 @@ API_MANAGEMENT_NSG_RULES = (
 
 # ACR Tasks agent pools in a VNet: Microsoft's "Run an ACR task on a dedicated agent pool". The default
 # NSG rules allow this already; listing them keeps the agents working if someone adds a deny-all rule.
+# The service tags the agents reach on 443 (the firewall's rules allow the same, components/egress.py).
+BUILD_AGENT_SERVICE_TAGS = ("AzureKeyVault", "Storage", "EventHub", "AzureActiveDirectory")
 BUILD_AGENTS_NSG_RULES = tuple(
     NsgRule(f"Allow{tag}", 100 + 10 * index, "Outbound", "Tcp", "VirtualNetwork", tag, "443", "build agent service")
-    for index, tag in enumerate(("AzureKeyVault", "Storage", "EventHub", "AzureActiveDirectory", "AzureMonitor"))
+    for index, tag in enumerate((*BUILD_AGENT_SERVICE_TAGS, "AzureMonitor"))
 )
 
 # Application Gateway v2 (configuration-infrastructure.md, "Required security rules"): clients on the

@@ -153,7 +153,7 @@ def _check_model_in_region(
     findings: Findings,
 ) -> None:
     entry = catalog.model_version(model.model_name, model.model_version)
-    if entry is None or region in entry.offered_in.get(model.sku_name, []):
+    if entry is None or region in catalog.regions_offering(model.model_name, model.model_version, model.sku_name):
         return  # an unknown model or version is reported once, by _check_model_lifecycle
     skus_here = [sku for sku, regions in entry.offered_in.items() if region in regions]
     alternatives = f"; it is offered here on {', '.join(skus_here)}" if skus_here else ""
