@@ -9,44 +9,34 @@ import yaml
 from pydantic import ValidationError
 
 from components import config as config_module
-from components.config import ConfigError, parse_stack_config, project_keys
+from components.config import ConfigError, parse_stack_config
+from tests.components.config_errors import error_for
 from tools.offline import ProgramError
 
 
-def values_of(stack_values, stack: str) -> dict:
-    """The stack file's config without the `aichat:` prefix (what parse_stack_config takes)."""
-    return project_keys(stack_values(stack))
-
-
-def error_for(values: dict, stack: str = "dev") -> str:
-    with pytest.raises(ConfigError) as raised:
-        parse_stack_config(values, stack)
-    return str(raised.value)
-
-
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_the_stack_files_are_valid(stack_values, stack):
-    config = parse_stack_config(values_of(stack_values, stack), stack)
+def test_the_stack_files_are_valid(values, stack):
+    config = parse_stack_config(values(stack), stack)
     assert config.environment == stack
 
 
-def test_overlapping_subnets_are_rejected(stack_values):
-    values = values_of(stack_values, "dev")
+def test_overlapping_subnets_are_rejected(values):
+    values = values("dev")
     values["network"]["subnets"]["jobs"] = "10.40.1.128/27"  # inside privateEndpoints 10.40.1.0/24
     message = error_for(values)
     assert "aichat:network.subnets.jobs" in message and "10.40.1.128/27" in message and "overlaps" in message
     assert "aichat:network.subnets.privateEndpoints" in message
 
 
-def test_subnet_outside_the_address_space_is_rejected(stack_values):
-    values = values_of(stack_values, "dev")
+def test_subnet_outside_the_address_space_is_rejected(values):
+    values = values("dev")
     values["network"]["subnets"]["jobs"] = "10.99.0.0/27"
     message = error_for(values)
     assert "aichat:network.subnets.jobs: 10.99.0.0/27 is outside the address space 10.40.0.0/16" in message
 
 
-def test_subnet_too_small_for_its_service_is_rejected(stack_values):
-    values = values_of(stack_values, "dev")
+def test_subnet_too_small_for_its_service_is_rejected(values):
+    values = values("dev")
     values["network"]["subnets"]["appService"] = "10.40.0.0/28"
     message = error_for(values)
     assert (
@@ -54,42 +44,42 @@ def test_subnet_too_small_for_its_service_is_rejected(stack_values):
     )
 
 
-def test_a_cidr_that_is_not_a_cidr_is_rejected(stack_values):
-    values = values_of(stack_values, "dev")
+def test_a_cidr_that_is_not_a_cidr_is_rejected(values):
+    values = values("dev")
     values["network"]["addressSpace"] = "10.40.0.1/16"  # host bits set
     assert "aichat:network.addressSpace: '10.40.0.1/16' is not an IPv4 CIDR block" in error_for(values)
 
 
-def test_a_public_address_space_is_rejected(stack_values):
-    values = values_of(stack_values, "dev")
+def test_a_public_address_space_is_rejected(values):
+    values = values("dev")
     values["network"]["addressSpace"] = "8.8.0.0/16"
     assert "is not a private range" in error_for(values)
 
 
-def test_unknown_sku_is_rejected_with_the_allowed_list(stack_values):
-    values = values_of(stack_values, "dev")
+def test_unknown_sku_is_rejected_with_the_allowed_list(values):
+    values = values("dev")
     values["appService"]["skuName"] = "F1"
     message = error_for(values)
     assert "aichat:appService.skuName: 'F1' is not allowed" in message and "P0v3" in message
 
 
-def test_sku_that_does_not_match_its_tier_is_rejected(stack_values):
-    values = values_of(stack_values, "dev")
+def test_sku_that_does_not_match_its_tier_is_rejected(values):
+    values = values("dev")
     values["postgres"]["skuName"] = "Standard_D2ds_v5"  # a GeneralPurpose SKU on the Burstable tier
     message = error_for(values)
     assert "aichat:postgres.skuName" in message and "not a Burstable SKU" in message
 
 
 @pytest.mark.parametrize("capacity", [0, -1])
-def test_zero_or_negative_capacity_is_rejected(stack_values, capacity):
-    values = values_of(stack_values, "dev")
+def test_zero_or_negative_capacity_is_rejected(values, capacity):
+    values = values("dev")
     values["appService"]["instanceCount"] = capacity
     message = error_for(values)
     assert f"aichat:appService.instanceCount: {capacity} is out of range; allowed: 1 to 30" in message
 
 
-def test_storage_size_azure_does_not_offer_is_rejected(stack_values):
-    values = values_of(stack_values, "dev")
+def test_storage_size_azure_does_not_offer_is_rejected(values):
+    values = values("dev")
     values["postgres"]["storageSizeGb"] = 100
     assert "aichat:postgres.storageSizeGb: 100 is not a size Azure offers" in error_for(values)
 
@@ -103,8 +93,8 @@ def test_storage_size_azure_does_not_offer_is_rejected(stack_values):
         (("appService", "image"), "aichat:appService.image is required but not set"),
     ],
 )
-def test_missing_required_key_is_named(stack_values, path, expected):
-    values = values_of(stack_values, "dev")
+def test_missing_required_key_is_named(values, path, expected):
+    values = values("dev")
     holder = values
     for part in path[:-1]:
         holder = holder[part]
@@ -112,45 +102,45 @@ def test_missing_required_key_is_named(stack_values, path, expected):
     assert expected in error_for(values)
 
 
-def test_misspelt_key_is_reported_not_ignored(stack_values):
-    values = values_of(stack_values, "dev")
+def test_misspelt_key_is_reported_not_ignored(values):
+    values = values("dev")
     values["postgres"]["storageSizeGB"] = 64
     message = error_for(values)
     assert "aichat:postgres: unknown key(s) storageSizeGB" in message and "storageSizeGb" in message
 
 
-def test_wrong_type_is_rejected(stack_values):
-    values = values_of(stack_values, "dev")
+def test_wrong_type_is_rejected(values):
+    values = values("dev")
     values["postgres"]["geoRedundantBackup"] = "sometimes"
     assert "aichat:postgres.geoRedundantBackup: expected true or false, got 'sometimes'" in error_for(values)
 
 
-def test_prod_must_protect_stateful_resources(stack_values):
-    values = values_of(stack_values, "prod")
+def test_prod_must_protect_stateful_resources(values):
+    values = values("prod")
     values["protectStatefulResources"] = False
     assert "aichat:protectStatefulResources: false is not allowed for a prod stack" in error_for(values, "prod")
 
 
-def test_prod_may_not_open_the_registry_to_build_agents(stack_values):
-    values = values_of(stack_values, "prod")
+def test_prod_may_not_open_the_registry_to_build_agents(values):
+    values = values("prod")
     values["registry"]["buildAgentIpRanges"] = ["203.0.113.0/24"]
     assert "aichat:registry.buildAgentIpRanges" in error_for(values, "prod")
 
 
-def test_high_availability_is_not_offered_on_burstable(stack_values):
-    values = values_of(stack_values, "dev")
+def test_high_availability_is_not_offered_on_burstable(values):
+    values = values("dev")
     values["postgres"]["highAvailability"] = True
     assert "aichat:postgres.highAvailability: true is not available on the Burstable tier" in error_for(values)
 
 
-def test_image_with_a_registry_host_is_rejected(stack_values):
-    values = values_of(stack_values, "dev")
+def test_image_with_a_registry_host_is_rejected(values):
+    values = values("dev")
     values["appService"]["image"] = "docker.io/library/nginx:latest"
     message = error_for(values)
     assert "aichat:appService.image" in message
 
 
-def test_invalid_config_fails_before_any_resource_is_registered(stack_values, run_with):
+def test_invalid_config_fails_before_any_resource_is_registered(stack_values, run_with, values):
     values = stack_values("dev")
     values["aichat:network"]["subnets"]["jobs"] = "10.40.0.0/27"  # overlaps appService
     with pytest.raises(ProgramError) as raised:
@@ -160,7 +150,7 @@ def test_invalid_config_fails_before_any_resource_is_registered(stack_values, ru
     assert raised.value.resources == []
 
 
-def test_unknown_top_level_key_in_the_stack_file_is_reported(stack_values, run_with):
+def test_unknown_top_level_key_in_the_stack_file_is_reported(stack_values, run_with, values):
     values = stack_values("dev")
     values["aichat:netwrok"] = {"addressSpace": "10.0.0.0/16"}
     with pytest.raises(ProgramError) as raised:
@@ -168,8 +158,8 @@ def test_unknown_top_level_key_in_the_stack_file_is_reported(stack_values, run_w
     assert "unknown key(s) netwrok" in str(raised.value)
 
 
-def test_every_bad_value_of_one_object_is_reported_at_once(stack_values):
-    values = values_of(stack_values, "dev")
+def test_every_bad_value_of_one_object_is_reported_at_once(values):
+    values = values("dev")
     values["postgres"].update(tier="Huge", backupRetentionDays=90, geoRedundantBackup="sometimes")
     with pytest.raises(ConfigError) as raised:
         parse_stack_config(values, "dev")
@@ -180,28 +170,28 @@ def test_every_bad_value_of_one_object_is_reported_at_once(stack_values):
     ]
 
 
-def test_an_admin_in_a_list_is_named_by_its_index(stack_values):
-    values = values_of(stack_values, "dev")
+def test_an_admin_in_a_list_is_named_by_its_index(values):
+    values = values("dev")
     values["postgres"]["extraAdmins"] = [{"objectId": "dba-group", "principalName": "DBAs"}]
     assert "aichat:postgres.extraAdmins[0].objectId: 'dba-group' is not valid; must be the Entra object id" in (
         error_for(values)
     )
 
 
-def test_the_stack_file_uses_the_camel_case_keys(stack_values):
-    values = values_of(stack_values, "dev")
+def test_the_stack_file_uses_the_camel_case_keys(values):
+    values = values("dev")
     values["postgres"]["storage_size_gb"] = values["postgres"].pop("storageSizeGb")
     assert "aichat:postgres: unknown key(s) storage_size_gb" in error_for(values)
 
 
-def test_the_parsed_config_is_immutable(stack_values):
-    config = parse_stack_config(values_of(stack_values, "dev"), "dev")
+def test_the_parsed_config_is_immutable(values):
+    config = parse_stack_config(values("dev"), "dev")
     with pytest.raises(ValidationError):
         config.postgres.sku_name = "Standard_B2s"
 
 
 def test_a_top_level_key_the_stack_file_adds_is_reported_even_when_it_is_no_slip_of_a_known_one(
-    stack_values, run_with, tmp_path, monkeypatch
+    stack_values, run_with, tmp_path, monkeypatch, values
 ):
     """Keys are found in the stack file itself (Pulumi has no public call that lists config keys)."""
     values = stack_values("dev")

@@ -8,18 +8,10 @@ import pulumi
 import pytest
 
 from components.catalog import default_catalog
-from components.config import RUN_DATE_VARIABLE, ConfigError, parse_stack_config, project_keys
+from components.config import RUN_DATE_VARIABLE, ConfigError, parse_stack_config
 from tools.offline import ProgramError
 
 TODAY = datetime.date(2026, 12, 1)
-
-
-@pytest.fixture
-def values(stack_values):
-    def load(stack: str = "dev") -> dict:
-        return project_keys(stack_values(stack))
-
-    return load
 
 
 def problems_for(values: dict, stack: str = "dev", today: datetime.date = TODAY) -> list[str]:
