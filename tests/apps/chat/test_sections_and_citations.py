@@ -153,20 +153,6 @@ def test_the_chunks_of_one_citation_become_one_passage_without_repeating_their_o
     assert joined[0].content == first_three + "\n…\n" + chunks[-1].content
 
 
-def write_handbook(corpus_dir: Path) -> None:
-    (corpus_dir / "handbook.md").write_text(
-        "# Handbook\n\n## Leave\n\nThe handbook grants twenty-five days of annual leave.\n\n"
-        "## Expenses\n\nThe handbook says expense claims need receipts and are paid monthly.\n\n"
-        "## Equipment\n\nThe handbook renews laptops every three years.\n"
-    )
-
-
-@pytest.fixture
-def handbook_in_corpus(corpus_dir) -> Path:
-    write_handbook(corpus_dir)
-    return corpus_dir
-
-
 def test_each_section_is_a_data_point_of_its_own_and_the_model_cites_sections(
     make_settings, handbook_in_corpus, start_app, fake_openai
 ):
