@@ -214,7 +214,8 @@ class ChatWebApp(pulumi.ComponentResource):
                 unauthenticated_client_action="RedirectToLoginPage",
                 redirect_to_provider="azureactivedirectory",
                 # The gateway's health probe carries no sign-in: it must reach the app's health path itself,
-                # or it would only ever see the redirect to the sign-in page. The path answers with status only.
+                # or it would only ever see the redirect to the sign-in page. The path answers with status only
+                # (globalValidation.excludedPaths: app-service/configure-authentication-file-based.md).
                 excluded_paths=[args.settings.health_check_path] if args.behind_gateway else None,
             ),
             identity_providers=web.IdentityProvidersArgs(

@@ -235,6 +235,8 @@ class Egress(pulumi.ComponentResource):
             azure_firewall_name=args.context.name("afw"),
             resource_group_name=args.resource_group_name,
             location=args.context.location,
+            # AZFW_VNet: a firewall in a VNet (AZFW_Hub is Virtual WAN's); REST spec azureFirewall.json,
+            # AzureFirewallSku. The tier (Standard/Premium) must match the policy's (firewall/premium-features.md).
             sku=network.AzureFirewallSkuArgs(name="AZFW_VNet", tier=settings.sku),
             firewall_policy=network.SubResourceArgs(id=policy.id),
             ip_configurations=[
@@ -285,6 +287,8 @@ class Egress(pulumi.ComponentResource):
                     rule_collection_group_name=workload,
                     firewall_policy_name=policy.name,
                     resource_group_name=args.resource_group_name,
+                    # Lower numbers are processed first, 100-65000 (firewall/rule-processing.md); one group per
+                    # workload, apart, since all of them only allow.
                     priority=200 + 100 * index,
                     rule_collections=collections,
                     opts=pulumi.ResourceOptions(parent=self, depends_on=groups[-1:]),
@@ -332,6 +336,7 @@ def rule_collections(
         network.NetworkRuleArgs(
             rule_type="NetworkRule",
             name=rule.name,
+            # Kept short for the portal's rule list (no limit is documented in the REST spec; unverified).
             description=rule.why[:140],
             ip_protocols=[rule.protocol],
             source_addresses=[source],
@@ -363,6 +368,7 @@ def rule_collections(
                 network.FirewallPolicyFilterRuleCollectionArgs(
                     rule_collection_type="FirewallPolicyFilterRuleCollection",
                     name=f"{workload}-{kind}",
+                    # Inside a group, collections by priority too (firewall/policy-rule-sets.md): network first.
                     priority=1000 + 100 * priority,
                     action=network.FirewallPolicyFilterRuleCollectionActionArgs(type="Allow"),
                     rules=members,

@@ -174,6 +174,7 @@ class Ingress(pulumi.ComponentResource):
             # Key Vault certificates need a user-assigned identity (key-vault-certs.md, "How integration works").
             identity=network.ManagedServiceIdentityArgs(type="UserAssigned", user_assigned_identities=[identity.id]),
             firewall_policy=network.SubResourceArgs(id=waf.id),
+            # HTTP/2 between browsers and the gateway only (application-gateway/configuration-listeners.md).
             enable_http2=True,
             # Streamed answers (/chat/stream) reach the browser token by token only without response buffering,
             # which the gateway does by default; the WAF needs request buffering kept on
@@ -208,6 +209,7 @@ class Ingress(pulumi.ComponentResource):
                     frontend_port=network.SubResourceArgs(id=part("frontendPorts", port)),
                     protocol=protocol,
                     host_name=settings.host_name,
+                    # A listener for one host name (multi-site) answers by SNI (configuration-listeners.md).
                     require_server_name_indication=True if protocol == "Https" else None,
                     ssl_certificate=network.SubResourceArgs(id=part("sslCertificates", CERTIFICATE))
                     if protocol == "Https"
@@ -221,6 +223,7 @@ class Ingress(pulumi.ComponentResource):
             redirect_configurations=[
                 network.ApplicationGatewayRedirectConfigurationArgs(
                     name=REDIRECT,
+                    # HTTP only ever redirects to HTTPS (application-gateway/redirect-http-to-https-portal.md).
                     redirect_type="Permanent",
                     target_listener=network.SubResourceArgs(id=part("httpListeners", HTTPS_LISTENER)),
                     include_path=True,
@@ -240,7 +243,8 @@ class Ingress(pulumi.ComponentResource):
                     protocol="Https",
                     cookie_based_affinity="Disabled",
                     # App Service routes on the host header: send the app's own name (and SNI), which its
-                    # *.azurewebsites.net certificate covers. Sign-in redirects use X-Original-Host instead.
+                    # *.azurewebsites.net certificate covers. Sign-in redirects use X-Original-Host instead
+                    # (app-service/overview-app-gateway-integration.md).
                     pick_host_name_from_backend_address=True,
                     request_timeout=BACKEND_TIMEOUT_SECONDS,
                     probe=network.SubResourceArgs(id=part("probes", PROBE)),
@@ -251,6 +255,7 @@ class Ingress(pulumi.ComponentResource):
                     name=PROBE,
                     protocol="Https",
                     path=args.health_check_path,
+                    # Azure's defaults for a custom probe (application-gateway/application-gateway-probe-overview.md).
                     interval=30,
                     timeout=30,
                     unhealthy_threshold=3,

@@ -51,6 +51,8 @@ BUILD_AGENTS = SubnetRole("buildAgents", "snet-build-agents", default_outbound_a
 # so it never gets the firewall's route.
 APPLICATION_GATEWAY = SubnetRole("applicationGateway", "snet-agw")
 # Egress mode firewall: the name Azure Firewall requires; Azure refuses an NSG on it.
+# Azure Firewall needs a subnet named AzureFirewallSubnet, and takes no NSG on it (firewall/firewall-faq.yml,
+# "Are Network Security Groups (NSGs) supported on the AzureFirewallSubnet?").
 FIREWALL = SubnetRole("firewall", "AzureFirewallSubnet", has_nsg=False)
 
 SUBNET_ROLES = (APP_SERVICE, PRIVATE_ENDPOINTS, API_MANAGEMENT, JOBS, BUILD_AGENTS, APPLICATION_GATEWAY, FIREWALL)
@@ -208,7 +210,8 @@ class Network(pulumi.ComponentResource):
         (Microsoft's baseline does the same: a placeholder table, routes added with the firewall;
         Azure-Samples/openai-end-to-end-baseline, network.bicep and azure-firewall.bicep). Keep `routes` unset
         here: a table that lists routes would own them all and remove the firewall's on its next update."""
-        # Routes learnt from a VPN or ExpressRoute gateway must not override the way to the firewall.
+        # Routes learnt from a VPN or ExpressRoute gateway must not override the way to the firewall
+        # (virtual-network/virtual-networks-udr-overview.md, "Border gateway protocol").
         return self._for_subnet(network.RouteTable, "rt", name, role, args, disable_bgp_route_propagation=True)
 
     def _for_subnet(

@@ -21,7 +21,9 @@ def standard_public_ip(
     dns_label: pulumi.Input[str] | None = None,
 ) -> network.PublicIPAddress:
     """`pip-<prefix>-<env>-<name_part>`. Application Gateway v2, Azure Firewall and zone-pinned API Management all
-    require the Standard SKU with static allocation; `zones` empty means no zone pinning. `dns_label` gives it an
+    require the Standard SKU with static allocation (application-gateway/configuration-frontend-ip.md,
+    firewall/firewall-faq.yml, api-management/api-management-howto-ip-addresses.md); Regional is the tier
+    a VNet's resources take; `zones` empty means no zone pinning. `dns_label` gives it an
     Azure DNS name (`<label>.<region>.cloudapp.azure.com`)."""
     return network.PublicIPAddress(
         resource_name,
