@@ -1383,10 +1383,15 @@ def _unknown_keys_set(config: pulumi.Config, stack: str) -> list[str]:
 
 
 def _keys_in_stack_file(stack: str) -> set[str]:
+    return set(project_keys(stack_file_values(stack) or {}))
+
+
+def stack_file_values(stack: str) -> dict[str, Any] | None:
+    """The `config:` mapping of `Pulumi.<stack>.yaml`, keys as written (`aichat:network`, ...); None without one."""
     path = PROJECT_ROOT / f"Pulumi.{stack}.yaml"
     if not path.exists():
-        return set()
-    return set(project_keys((yaml.safe_load(path.read_text()) or {}).get("config") or {}))
+        return None
+    return dict((yaml.safe_load(path.read_text()) or {}).get("config") or {})
 
 
 def _slips_of(key: str) -> set[str]:

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
@@ -330,10 +329,12 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
 def stack_config_values(stack: str) -> dict[str, Any]:
     """The `config:` mapping of `Pulumi.<stack>.yaml`, keys as written (`aichat:network`, ...)."""
-    path = REPO_ROOT / f"Pulumi.{stack}.yaml"
-    if not path.exists():
-        raise FileNotFoundError(f"no stack file {path.name}; stacks here: {', '.join(known_stacks())}")
-    return dict((yaml.safe_load(path.read_text()) or {}).get("config") or {})
+    from components.config import stack_file_values
+
+    values = stack_file_values(stack)
+    if values is None:
+        raise FileNotFoundError(f"no stack file Pulumi.{stack}.yaml; stacks here: {', '.join(known_stacks())}")
+    return values
 
 
 def known_stacks() -> list[str]:
