@@ -48,7 +48,7 @@ class StackContext:
 
     def name(self, abbreviation: str, *parts: str) -> str:
         """A readable name such as `kv-aichat-dev` (Microsoft's abbreviation-first convention)."""
-        return "-".join([abbreviation, self.name_prefix, self.environment, *parts])
+        return readable_name(abbreviation, self.name_prefix, self.environment, *parts)
 
     def unique_name(self, abbreviation: str, *, max_length: int, alphanumeric: bool = False) -> pulumi.Output[str]:
         """A globally unique name (Key Vault, registry, server and site host names are DNS names).
@@ -78,11 +78,24 @@ class StackContext:
         )
 
 
+# Hex digits of the hash that ends a unique name.
+DIGEST_LENGTH = 6
+
+
+def readable_name(abbreviation: str, name_prefix: str, environment: str, *parts: str) -> str:
+    return "-".join([abbreviation, name_prefix, environment, *parts])
+
+
 def unique_name(
     base: str, stack: str, subscription_id: str, incarnation: str | None, *, max_length: int, alphanumeric: bool
 ) -> str:
-    """`base` plus 6 hex digits of a hash of where (and which incarnation of) the stack it belongs to."""
+    """`base` plus DIGEST_LENGTH hex digits of a hash of where (and which incarnation of) the stack it belongs to."""
     scope = "/".join(part for part in (subscription_id, stack, incarnation, base) if part is not None)
-    digest = hashlib.sha256(scope.encode()).hexdigest()[:6]
-    trimmed = base[: max_length - len(digest) - (0 if alphanumeric else 1)]
-    return f"{trimmed}{digest}" if alphanumeric else f"{trimmed}-{digest}"
+    digest = hashlib.sha256(scope.encode()).hexdigest()[:DIGEST_LENGTH]
+    return f"{unique_name_prefix(base, max_length, alphanumeric)}{digest}"
+
+
+def unique_name_prefix(base: str, max_length: int, alphanumeric: bool = False) -> str:
+    """What every incarnation's unique name of `base` shares: `base` cut to leave room for the digest."""
+    trimmed = base[: max_length - DIGEST_LENGTH - (0 if alphanumeric else 1)]
+    return trimmed if alphanumeric else f"{trimmed}-"

@@ -18,26 +18,22 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from components.config import StackConfig
-from components.context import unique_name
+from components.context import readable_name, unique_name_prefix
 
 # Abbreviation and length limit of each unique name, as components/*.py pass them to `unique_name`.
 KEY_VAULT = ("kv", 24)
 API_MANAGEMENT = ("apim", 50)
 OPENAI_ACCOUNT_LIMIT = 64
-DIGEST_LENGTH = 6  # the per-incarnation suffix: six hex digits
 
 
 def _readable_name(config: StackConfig, abbreviation: str) -> str:
     """`kv-aichat-dev`, as StackContext.name makes it."""
-    return "-".join([abbreviation, config.name_prefix, config.environment])
+    return readable_name(abbreviation, config.name_prefix, config.environment)
 
 
 def _prefix(config: StackConfig, abbreviation: str, max_length: int) -> str:
     """What every incarnation's name shares: the unique name without its suffix (`kv-aichat-dev-`)."""
-    name = unique_name(
-        _readable_name(config, abbreviation), config.stack, "", "", max_length=max_length, alphanumeric=False
-    )
-    return name[:-DIGEST_LENGTH]
+    return unique_name_prefix(_readable_name(config, abbreviation), max_length)
 
 
 def key_vault_prefixes(config: StackConfig) -> tuple[str, ...]:
