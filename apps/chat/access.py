@@ -39,12 +39,37 @@ ANONYMOUS = Caller()
 
 @dataclass(frozen=True)
 class AccessFilter:
-    """Bound as SQL parameters by the search query (see search.py)."""
+    """Which documents a transaction may read. The database enforces it: row-level security policies on
+    documents, chunks and chunk_terms (migration 0005) read these values from the transaction's settings,
+    which Database.transaction and Database.fetch_all make from `settings()`."""
 
     see_all: bool
     unrestricted_visible: bool
     user_ids: list[str]
     group_ids: list[str]
+
+    def settings(self) -> dict[str, str]:
+        """The transaction settings the row-level security policies read (aichat.*)."""
+        return {
+            "aichat.see_all": _on_off(self.see_all),
+            "aichat.unrestricted_visible": _on_off(self.unrestricted_visible),
+            "aichat.user_ids": _array_literal(self.user_ids),
+            "aichat.group_ids": _array_literal(self.group_ids),
+        }
+
+
+def _on_off(value: bool) -> str:
+    return "on" if value else "off"
+
+
+def _array_literal(values: list[str]) -> str:
+    """A PostgreSQL text[] literal, each element quoted, so that any id reads back as itself."""
+    quoted = ('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"' for value in values)
+    return "{" + ",".join(quoted) + "}"
+
+
+# The system's own work (ingestion, administration, the health check): every document, and writes.
+SYSTEM = AccessFilter(see_all=True, unrestricted_visible=True, user_ids=[], group_ids=[])
 
 
 def caller_from_headers(headers: Mapping[str, str], settings: Settings) -> Caller:

@@ -9,8 +9,10 @@ Three ways to reach PostgreSQL, chosen by settings:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import warnings
+from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from pgvector.psycopg import register_vector_async
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
+from .access import SYSTEM, AccessFilter
 from .identity import CachedTokenProvider, TokenCredential, default_credential
 from .settings import POSTGRES_ENTRA_SCOPE, Settings
 
@@ -27,6 +30,13 @@ log = logging.getLogger(__name__)
 
 # Serialises schema changes when several workers start at once.
 MIGRATION_LOCK_ID = 4_606_001
+
+# The role the app switches to when its database user skips row-level security (a superuser: a local or
+# self-managed server). Migration 0005 creates it with the table privileges the app needs and no more.
+UNPRIVILEGED_ROLE = "aichat_app"
+
+# Applies an AccessFilter's settings (access.py) for the current transaction only (SET LOCAL).
+APPLY_ACCESS_SQL = "SELECT " + ", ".join(f"set_config('{name}', %({name})s, true)" for name in SYSTEM.settings())
 
 # The health check never waits longer than this for the database (App Service probes time out too).
 HEALTH_CHECK_TIMEOUT_SECONDS = 3.0
@@ -58,6 +68,7 @@ class Database:
         self._credential = credential
         self._conninfo = conninfo
         self.pool: AsyncConnectionPool | None = None
+        self._switch_role = False
 
     async def open(self) -> None:
         conninfo, kwargs = await asyncio.to_thread(self._connection_parameters)
@@ -65,6 +76,7 @@ class Database:
         # vector type exists and can register it.
         async with await psycopg.AsyncConnection.connect(conninfo, **await _resolve(kwargs)) as conn:
             await self._migrate(conn)
+            self._switch_role = await _skips_row_level_security(conn)
         self.pool = AsyncConnectionPool(
             conninfo,
             kwargs=kwargs,
@@ -126,6 +138,9 @@ class Database:
 
     async def _configure_connection(self, conn: psycopg.AsyncConnection) -> None:
         await conn.set_autocommit(True)
+        if self._switch_role:
+            # So that row-level security applies here as it does in Azure, where no user skips it.
+            await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(UNPRIVILEGED_ROLE)))
         await register_vector_async(conn)
         # iterative_scan: keep walking the HNSW index until enough rows pass the access filter.
         # gin_fuzzy_search_limit: a word found in a huge number of chunks contributes a random sample
@@ -145,14 +160,31 @@ class Database:
             raise RuntimeError("the database is not open")
         return self.pool.connection()
 
-    async def fetch_all(self, query: Any, params: Any = None, *, prepare: bool | None = None) -> list[tuple]:
-        """The rows of a read-only query. If the pooled connection turns out to have died while idle,
-        the pool drops its other dead connections and the query runs once more on a fresh one."""
+    @contextlib.asynccontextmanager
+    async def transaction(self, access: AccessFilter) -> AsyncIterator[psycopg.AsyncConnection]:
+        """A pooled connection in a transaction that reads (and, for SYSTEM, writes) documents and chunks
+        as `access` allows: row-level security shows it no other rows."""
+        async with self.connection() as conn, conn.transaction():
+            await conn.execute(APPLY_ACCESS_SQL, access.settings(), prepare=True)
+            yield conn
+
+    async def fetch_all(
+        self, query: Any, params: Any = None, *, access: AccessFilter | None = None, prepare: bool | None = None
+    ) -> list[tuple]:
+        """The rows of a read-only query; with `access`, in a transaction that reads documents and chunks
+        as it allows (one round trip: the statements go in a pipeline). If the pooled connection turns
+        out to have died while idle, the pool drops its other dead connections and the query runs once
+        more on a fresh one."""
         for attempt in (1, 2):
             conn = None
             try:
                 async with self.connection() as conn:
-                    return await (await conn.execute(query, params, prepare=prepare)).fetchall()
+                    if access is None:
+                        return await (await conn.execute(query, params, prepare=prepare)).fetchall()
+                    async with conn.pipeline(), conn.transaction():
+                        await conn.execute(APPLY_ACCESS_SQL, access.settings(), prepare=True)
+                        cursor = await conn.execute(query, params, prepare=prepare)
+                        return await cursor.fetchall()
             except psycopg.OperationalError:
                 if attempt == 2 or conn is None or not conn.broken:
                     raise
@@ -200,13 +232,32 @@ class Database:
         """Database health for /healthz: never raises."""
         try:
             async with asyncio.timeout(self.health_check_timeout_seconds):
-                rows = await self.fetch_all("SELECT count(*) FROM documents")
+                rows = await self.fetch_all("SELECT count(*) FROM documents", access=SYSTEM)
             return {"status": "ok", "documents": rows[0][0]}
         except Exception as error:  # noqa: BLE001 - any failure means "unreachable" to the health check
             # /healthz answers without sign-in (the gateway's probe): the details, which name hosts and
             # sockets, go to the log, the answer keeps only the kind of failure.
             log.warning("health check: the database is unreachable: %s: %s", type(error).__name__, error)
             return {"status": "unreachable", "error": type(error).__name__}
+
+
+async def _skips_row_level_security(conn: psycopg.AsyncConnection) -> bool:
+    """Whether the connection's user skips row-level security; then the app switches to UNPRIVILEGED_ROLE,
+    and refuses to start if there is none (it would serve every document to every caller)."""
+    row = await (
+        await conn.execute(
+            "SELECT r.rolsuper OR r.rolbypassrls, coalesce(pg_has_role(to_regrole(%s), 'SET'), false)"
+            " FROM pg_roles r WHERE r.rolname = current_user",
+            (UNPRIVILEGED_ROLE,),
+        )
+    ).fetchone()
+    skips, can_switch = row
+    if skips and not can_switch:
+        raise RuntimeError(
+            f"the database user {conn.info.user!r} skips row-level security (superuser or BYPASSRLS) and may"
+            f" not switch to the role {UNPRIVILEGED_ROLE}: connect as a user without those attributes"
+        )
+    return skips
 
 
 async def _resolve(kwargs: Any) -> dict[str, Any]:

@@ -21,11 +21,19 @@ from pathlib import Path
 
 from pgvector import Vector
 
+from .access import SYSTEM
 from .database import Database
 from .documents import Chunk, DocumentError, ParsedDocument, parse_document, split_into_chunks
 from .sources import Scan, SourceFile, find_source_files
 
 log = logging.getLogger(__name__)
+
+CHUNK_COLUMNS = "document_id, ordinal, page, content, embedding, section, anchor"
+# Emptied at the end of each transaction; one per pooled connection.
+STAGED_CHUNKS_SQL = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS staged_chunks (document_id bigint, ordinal integer, page integer,"
+    " content text, embedding vector, section text[], anchor text) ON COMMIT DELETE ROWS"
+)
 EmbedFunction = Callable[[list[str]], Awaitable[list[list[float]]]]
 # Part of every content hash: a change to how documents are cut into chunks (version 2: sections and
 # their anchors) re-chunks every document at its next ingestion.
@@ -154,7 +162,7 @@ class Ingestor:
     async def _existing_document(self, source_file: SourceFile):
         """(content_hash, embedding_model, user ids, group ids, source) of the file's document: the one of
         its source, else one still under the name ingestion gave it before collections (migration 0003)."""
-        async with self.database.connection() as conn:
+        async with self.database.transaction(SYSTEM) as conn:
             cursor = await conn.execute(
                 "SELECT content_hash, embedding_model, allowed_user_ids, allowed_group_ids, source"
                 " FROM documents WHERE source = %(source)s OR (legacy_source AND source = %(legacy)s)"
@@ -164,7 +172,7 @@ class Ingestor:
             return await cursor.fetchone()
 
     async def _record_collection(self, scan: Scan) -> None:
-        async with self.database.connection() as conn:
+        async with self.database.transaction(SYSTEM) as conn:
             await conn.execute(
                 "INSERT INTO collections (name, root) VALUES (%s, %s)"
                 " ON CONFLICT (name) DO UPDATE SET root = EXCLUDED.root, ingested_at = now()",
@@ -172,7 +180,7 @@ class Ingestor:
             )
 
     async def _update_access(self, source: str, access: AccessList) -> None:
-        async with self.database.connection() as conn:
+        async with self.database.transaction(SYSTEM) as conn:
             await conn.execute(
                 "UPDATE documents SET allowed_user_ids = %s, allowed_group_ids = %s WHERE source = %s",
                 (list(access.user_ids), list(access.group_ids), source),
@@ -183,7 +191,7 @@ class Ingestor:
     ) -> None:
         """Upsert the document and swap its chunks in one transaction: readers see old or new, never a mix.
         A document found under its legacy name is renamed in the same transaction."""
-        async with self.database.connection() as conn, conn.transaction():
+        async with self.database.transaction(SYSTEM) as conn:
             if renamed_from:
                 await conn.execute("UPDATE documents SET source = %s WHERE source = %s", (source, renamed_from))
             cursor = await conn.execute(
@@ -197,21 +205,22 @@ class Ingestor:
             )
             (document_id,) = await cursor.fetchone()
             await conn.execute("DELETE FROM chunks WHERE document_id = %s", (document_id,))
+            # PostgreSQL refuses COPY into a table with row-level security: the rows are copied into a
+            # temporary table and inserted from there in one statement (the term index's trigger runs once).
+            await conn.execute(STAGED_CHUNKS_SQL)
             async with (
                 conn.cursor() as cursor,
-                cursor.copy(
-                    "COPY chunks (document_id, ordinal, page, content, embedding, section, anchor)"
-                    " FROM STDIN WITH (FORMAT BINARY)"
-                ) as copy,
+                cursor.copy(f"COPY staged_chunks ({CHUNK_COLUMNS}) FROM STDIN WITH (FORMAT BINARY)") as copy,
             ):
                 copy.set_types(["int8", "int4", "int4", "text", "vector", "text[]", "text"])
                 for row in rows:
                     await copy.write_row((document_id, *row))
+            await conn.execute(f"INSERT INTO chunks ({CHUNK_COLUMNS}) SELECT {CHUNK_COLUMNS} FROM staged_chunks")
 
     async def _remove_missing(self, scan: Scan) -> list[str]:
         """Remove, in one statement (one transaction), the documents under a scanned folder whose files
         are no longer in it, including those still under their legacy names; returns their sources."""
-        async with self.database.connection() as conn:
+        async with self.database.transaction(SYSTEM) as conn:
             cursor = await conn.execute(
                 "DELETE FROM documents WHERE"
                 " (collection = %(collection)s AND starts_with(path, %(folder)s) AND NOT path = ANY(%(names)s))"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from .access import SYSTEM
 from .database import Database
 from .ingest import Ingestor
 from .settings import REPO_ROOT, Settings
@@ -23,9 +24,8 @@ def sample_corpus_paths(settings: Settings) -> list[Path]:
 
 
 async def ingest_sample_corpus_if_empty(ingestor: Ingestor, database: Database, settings: Settings) -> None:
-    async with database.connection() as conn:
-        row = await (await conn.execute("SELECT EXISTS (SELECT 1 FROM documents)")).fetchone()
-    if row[0]:
+    [(any_documents,)] = await database.fetch_all("SELECT EXISTS (SELECT 1 FROM documents)", access=SYSTEM)
+    if any_documents:
         return
     paths = sample_corpus_paths(settings)
     log.info("empty database: ingesting the sample corpus from %s", ", ".join(map(str, paths)))

@@ -1,13 +1,16 @@
-"""Hybrid retrieval: pgvector HNSW (cosine) and PostgreSQL full text, fused with reciprocal rank fusion.
+"""Hybrid retrieval: pgvector HNSW (cosine) and BM25 full text, fused with reciprocal rank fusion.
+
+The database decides what a caller may read: row-level security (migration 0005) shows the search only
+chunks of readable documents, from the AccessFilter the search runs under (Database.fetch_all). No
+statement here repeats that rule, so none can get it wrong.
 
 Each side produces a bounded candidate list before fusion, so a query's cost does not grow with
 the number of chunks that match it:
 - vectors: the HNSW index returns the nearest `candidates` chunks;
-- text: for each distinct query word, at most `text_limit` chunks containing it (a very common word
-  yields a random sample, see gin_fuzzy_search_limit in database.py), plus at most `text_limit`
-  chunks containing all the words. Only those candidates are ranked, against the stored tsvector
-  column: a chunk scores the sum of the weights of the query words it contains, where a word's
-  weight is higher the fewer matches it had (an inverse-document-frequency estimate).
+- text: BM25 over the term index (chunk_terms, migration 0005). Each query word's chunks are read best
+  first from the index on (term, weight DESC), at most `text_limit` per word; a chunk scores the sum of
+  idf(word) x weight over the words whose lists it made. A chunk outside a common word's first
+  `text_limit` gets nothing for that word, which is the little that word's low idf would have given it.
 A chunk's fused score is the RRF sum over the lists it appears in: 1 / (RRF_K + rank).
 """
 
@@ -31,84 +34,64 @@ MAX_QUERY_WORDS = 12  # distinct words of a query used for full-text lookups
 # Switches and limits in braces are written into the text as constants (search_statement);
 # %(name)s are bind parameters.
 
-# The documents a caller may read (access.AccessFilter's parameters).
-READABLE_DOCUMENTS = """({see_all}
-    OR (allowed_user_ids = '{{}}' AND allowed_group_ids = '{{}}' AND %(unrestricted_visible)s)
-    OR allowed_user_ids && %(user_ids)s::text[]
-    OR allowed_group_ids && %(group_ids)s::text[])"""
-
 # The last heading of sections near the start of readable documents (the unique index on
 # (document_id, ordinal) finds them), in an order fixed by their text: the same corpus, the same examples.
 EXAMPLE_HEADINGS_SQL = """
 SELECT heading FROM (
     SELECT DISTINCT c.section[cardinality(c.section)] AS heading
     FROM documents d JOIN chunks c ON c.document_id = d.id AND c.ordinal < 20
-    WHERE {readable} AND cardinality(c.section) > 0
+    WHERE cardinality(c.section) > 0
 ) headings
 WHERE length(heading) BETWEEN 4 AND 60
 ORDER BY md5(heading), heading
 LIMIT %(count)s
 """
 HYBRID_SEARCH_SQL = """
-WITH visible AS (
-    SELECT ARRAY(
-        SELECT id FROM documents
-        WHERE {readable}
-          AND (%(collection)s::text IS NULL OR collection = %(collection)s::text)
-    ) AS document_ids
+WITH in_collection AS (
+    SELECT ARRAY(SELECT id FROM documents WHERE {any_collection} OR collection = %(collection)s::text) AS document_ids
 ),
--- The access filter is a scalar subquery (computed once), not a join: a join would stop the
+-- The collection filter is a scalar subquery (computed once), not a join: a join would stop the
 -- planner from walking the HNSW index in distance order.
 vector_candidates AS MATERIALIZED (
     SELECT c.id, c.embedding <=> %(embedding)b::vector AS distance
     FROM chunks c
     WHERE {use_vectors} AND c.embedding IS NOT NULL
-      AND ({all_documents} OR c.document_id = ANY ((SELECT document_ids FROM visible)::bigint[]))
+      AND ({any_collection} OR c.document_id = ANY ((SELECT document_ids FROM in_collection)::bigint[]))
     ORDER BY c.embedding <=> %(embedding)b::vector
     LIMIT {candidates}
 ),
 vector_ranked AS (
     SELECT id, row_number() OVER (ORDER BY distance, id) AS rank FROM vector_candidates
 ),
--- Full text, one bounded lookup per query word (GIN cannot stop a single lookup early):
--- gin_fuzzy_search_limit (set per connection) caps what a very common word yields, LIMIT caps
--- what each word contributes, and chunks holding all the words are looked up too.
-query_words AS (
-    SELECT DISTINCT plainto_tsquery('simple', word.lexeme) AS word_query
+query_terms AS (
+    SELECT DISTINCT word.lexeme AS term
     FROM unnest(to_tsvector('english', %(query)s)) AS word
     WHERE {use_text}
     LIMIT {max_query_words}
 ),
-word_matches AS MATERIALIZED (
-    SELECT w.word_query, m.id
-    FROM query_words w
+-- BM25's inverse document frequency of each query word (Lucene's form, never negative).
+term_idf AS MATERIALIZED (
+    SELECT q.term, ln(1 + (n.chunks - s.chunks + 0.5) / (s.chunks + 0.5)) AS idf
+    FROM query_terms q
+    JOIN term_statistics s ON s.term = q.term AND s.chunks > 0
+    CROSS JOIN corpus_statistics n
+),
+-- Each word's best chunks, read in weight order from the index (term, weight DESC).
+postings AS MATERIALIZED (
+    SELECT p.chunk_id, t.idf * p.weight AS score
+    FROM term_idf t
     CROSS JOIN LATERAL (
-        SELECT c.id FROM chunks c
-        WHERE c.search_vector @@ w.word_query
-          AND ({all_documents} OR c.document_id = ANY ((SELECT document_ids FROM visible)::bigint[]))
+        SELECT ct.chunk_id, ct.weight FROM chunk_terms ct
+        WHERE ct.term = t.term
+          AND ({any_collection} OR ct.document_id = ANY ((SELECT document_ids FROM in_collection)::bigint[]))
+        ORDER BY ct.weight DESC
         LIMIT {text_limit}
-    ) m
-),
--- A rarer word (fewer matches) weighs more, like inverse document frequency.
-word_weights AS MATERIALIZED (
-    SELECT word_query, ln(1 + {text_limit}::float8 / count(*)) AS weight
-    FROM word_matches GROUP BY word_query
-),
-text_candidates AS MATERIALIZED (
-    SELECT id FROM word_matches
-    UNION
-    (SELECT c.id FROM chunks c
-     WHERE {use_text} AND c.search_vector @@ plainto_tsquery('english', %(query)s)
-       AND ({all_documents} OR c.document_id = ANY ((SELECT document_ids FROM visible)::bigint[]))
-     LIMIT {text_limit})
+    ) p
 ),
 text_ranked AS (
-    SELECT t.id, row_number() OVER (ORDER BY score.total DESC, t.id) AS rank
-    FROM text_candidates t
-    JOIN chunks c ON c.id = t.id
-    CROSS JOIN LATERAL (
-        SELECT sum(w.weight) AS total FROM word_weights w WHERE c.search_vector @@ w.word_query
-    ) score
+    SELECT chunk_id AS id, row_number() OVER (ORDER BY sum(score) DESC, chunk_id) AS rank
+    FROM postings
+    GROUP BY chunk_id
     ORDER BY rank
     LIMIT {candidates}
 ),
@@ -171,13 +154,11 @@ class Searcher:
         statement = search_statement(
             use_vectors=use_vectors,
             use_text=use_text,
-            see_all=request.access.see_all,
-            all_documents=request.access.see_all and request.collection is None,
+            any_collection=request.collection is None,
             candidates=max(self.candidates, request.top),
             text_limit=self.text_limit,
         )
         parameters = {
-            **_access_parameters(request.access),
             "collection": request.collection,
             # Bound in binary (%(embedding)b): 4 bytes a dimension instead of about 20 characters of text.
             "embedding": Vector(request.embedding) if use_vectors else None,
@@ -186,7 +167,7 @@ class Searcher:
             "top": request.top,
         }
         # prepare=True: each connection plans this statement once (see search_statement).
-        rows = await self.database.fetch_all(statement, parameters, prepare=True)
+        rows = await self.database.fetch_all(statement, parameters, access=request.access, prepare=True)
         return [SearchResult(*row[:7], tuple(row[7]), row[8]) for row in rows]
 
     async def collection_names(self) -> list[str]:
@@ -195,21 +176,8 @@ class Searcher:
 
     async def example_headings(self, access: AccessFilter, count: int) -> list[str]:
         """Up to `count` section headings of documents the caller may read, the same for the same corpus."""
-        statement = sql.SQL(EXAMPLE_HEADINGS_SQL).format(readable=_readable(access.see_all))
-        rows = await self.database.fetch_all(statement, {**_access_parameters(access), "count": count})
+        rows = await self.database.fetch_all(EXAMPLE_HEADINGS_SQL, {"count": count}, access=access)
         return [heading for (heading,) in rows]
-
-
-def _readable(see_all: bool) -> sql.Composable:
-    return sql.SQL(READABLE_DOCUMENTS).format(see_all=sql.Literal(see_all))
-
-
-def _access_parameters(access: AccessFilter) -> dict:
-    return {
-        "unrestricted_visible": access.unrestricted_visible,
-        "user_ids": access.user_ids,
-        "group_ids": access.group_ids,
-    }
 
 
 def one_per_citation(results: list[SearchResult]) -> list[SearchResult]:
@@ -244,7 +212,7 @@ def _overlap(text: str, following: str, shortest: int = 8) -> int:
 
 @functools.lru_cache(maxsize=64)
 def search_statement(
-    *, use_vectors: bool, use_text: bool, see_all: bool, all_documents: bool, candidates: int, text_limit: int
+    *, use_vectors: bool, use_text: bool, any_collection: bool, candidates: int, text_limit: int
 ) -> str:
     """HYBRID_SEARCH_SQL with the switches and limits written in as constants.
 
@@ -252,16 +220,14 @@ def search_statement(
     connection and PostgreSQL reuses one generic plan (plan_cache_mode, database.py). With the switches
     as constants that plan is the right one for each combination: a side that is off (`false AND ...`)
     is folded away, and the HNSW scan is planned for a known LIMIT. There are few combinations: three
-    retrieval modes, with or without an access filter, with or without a collection (all_documents: no
-    filter at all), and the candidate count.
+    retrieval modes, with or without a collection, and the candidate count.
     """
     return (
         sql.SQL(HYBRID_SEARCH_SQL)
         .format(
-            readable=_readable(see_all),
             use_vectors=sql.Literal(use_vectors),
             use_text=sql.Literal(use_text),
-            all_documents=sql.Literal(all_documents),
+            any_collection=sql.Literal(any_collection),
             candidates=sql.Literal(candidates),
             text_limit=sql.Literal(text_limit),
             max_query_words=sql.Literal(MAX_QUERY_WORDS),

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import psycopg
 import pytest
 
+from apps.chat.access import SYSTEM
 from apps.chat.database import Database
 from apps.chat.identity import TOKEN_REFRESH_MARGIN_SECONDS, CachedTokenProvider
 from apps.chat.settings import POSTGRES_ENTRA_SCOPE, Settings
@@ -263,7 +264,7 @@ def test_every_entra_admin_can_use_the_tables_whoever_migrated_first(postgres_se
         database = Database(settings)
         await database.open()  # runs the migrations that are left
         try:
-            async with database.connection() as conn:
+            async with database.transaction(SYSTEM) as conn:
                 await conn.execute(
                     "INSERT INTO documents (source, title, content_hash) VALUES (%s, 'title', 'hash')",
                     (settings.postgres_user or str(uuid.uuid4()),),
