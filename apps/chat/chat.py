@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from . import protocol, query_rewrite
@@ -30,6 +30,8 @@ NO_MODEL_NOTICE = (
     "here are the sentences of the documents that best match the question."
 )
 NO_RESULTS_NOTICE = "No passages in the documents you can read match this question."
+# Embeds texts (for a user, if given): ModelClient.embed, or LocalEmbeddings.embed with EMBEDDING_PROVIDER=local.
+Embed = Callable[[list[str], str | None], Awaitable[list[list[float]]]]
 # Earlier turns sent to the model, newest first, up to this many characters: keeps long
 # conversations inside the model's context window and its cost bounded.
 HISTORY_CHAR_BUDGET = 12_000
@@ -58,21 +60,28 @@ class ChatService:
     """Answers chat requests: the search, the prompt, the model's answer with its citations checked."""
 
     def __init__(
-        self, settings: Settings, searcher: Searcher, model: ModelClient | None, conversations: ConversationStore
+        self,
+        settings: Settings,
+        searcher: Searcher,
+        model: ModelClient | None,
+        conversations: ConversationStore,
+        embed: Embed | None = None,
     ):
+        """`embed` makes the query's vector; without it, the model's (and without a model, text search only)."""
         self.settings = settings
         self.searcher = searcher
         self.model = model
         self.conversations = conversations
+        self.embed = embed or (model.embed if model else None)
 
     async def search(
         self, query: str, caller: Caller, overrides: Overrides, collection: str | None = None
     ) -> tuple[list[SearchResult], str]:
         """Search with the request's overrides; returns the results and the retrieval mode used."""
         mode = overrides.retrieval_mode or "hybrid"
-        if self.model is None:
-            mode = "text"  # no embeddings without a model
-        embedding = (await self.model.embed([query], caller.user_id))[0] if mode != "text" else None
+        if self.embed is None:
+            mode = "text"  # no embeddings without a model (or the local one)
+        embedding = (await self.embed([query], caller.user_id))[0] if mode != "text" else None
         results = await self.searcher.search(
             SearchRequest(
                 query=query,

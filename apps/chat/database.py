@@ -142,16 +142,13 @@ class Database:
             # So that row-level security applies here as it does in Azure, where no user skips it.
             await conn.execute(sql.SQL("SET ROLE {}").format(sql.Identifier(UNPRIVILEGED_ROLE)))
         await register_vector_async(conn)
-        # iterative_scan: keep walking the HNSW index until enough rows pass the access filter.
-        # gin_fuzzy_search_limit: a word found in a huge number of chunks contributes a random sample
-        # of about this many, so a full-text lookup's cost stops growing with the number of matches.
+        # iterative_scan: keep walking the HNSW index until enough rows pass the access policies.
         # plan_cache_mode: a prepared statement (the search, search.py) keeps one plan from its first run;
         # the app's statements have their switches as constants, so a generic plan is as good as a custom one.
         await conn.execute(
             sql.SQL(
-                "SET hnsw.ef_search = {}; SET hnsw.iterative_scan = relaxed_order; SET gin_fuzzy_search_limit = {};"
-                " SET plan_cache_mode = force_generic_plan"
-            ).format(sql.Literal(self.settings.hnsw_ef_search), sql.Literal(self.settings.text_search_fuzzy_limit))
+                "SET hnsw.ef_search = {}; SET hnsw.iterative_scan = relaxed_order; SET plan_cache_mode = force_generic_plan"
+            ).format(sql.Literal(self.settings.hnsw_ef_search))
         )
 
     def connection(self):

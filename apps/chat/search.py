@@ -8,9 +8,9 @@ Each side produces a bounded candidate list before fusion, so a query's cost doe
 the number of chunks that match it:
 - vectors: the HNSW index returns the nearest `candidates` chunks;
 - text: BM25 over the term index (chunk_terms, migration 0005). Each query word's chunks are read best
-  first from the index on (term, weight DESC), at most `text_limit` per word; a chunk scores the sum of
-  idf(word) x weight over the words whose lists it made. A chunk outside a common word's first
-  `text_limit` gets nothing for that word, which is the little that word's low idf would have given it.
+  first from the index on (term, weight DESC), at most `text_limit` per word (its posting list cut short,
+  as search engines do with impact-ordered lists); the chunks that score best on those lists are then
+  scored exactly, every query word they hold counted, and ranked by that BM25 score.
 A chunk's fused score is the RRF sum over the lists it appears in: 1 / (RRF_K + rank).
 """
 
@@ -30,6 +30,8 @@ from .database import Database
 
 RRF_K = 60
 MAX_QUERY_WORDS = 12  # distinct words of a query used for full-text lookups
+# How many chunks, per text candidate wanted, get their exact BM25 score computed.
+TEXT_SHORTLIST_PER_CANDIDATE = 2
 
 # Switches and limits in braces are written into the text as constants (search_statement);
 # %(name)s are bind parameters.
@@ -88,10 +90,22 @@ postings AS MATERIALIZED (
         LIMIT {text_limit}
     ) p
 ),
-text_ranked AS (
-    SELECT chunk_id AS id, row_number() OVER (ORDER BY sum(score) DESC, chunk_id) AS rank
-    FROM postings
+-- The chunks the lists score best, by the weights of the words whose lists they made...
+text_shortlist AS MATERIALIZED (
+    SELECT chunk_id FROM postings
     GROUP BY chunk_id
+    ORDER BY sum(score) DESC, chunk_id
+    LIMIT {shortlist}
+),
+-- ...then by their exact BM25 score: every query word's weight in the chunk, one primary-key lookup each.
+text_ranked AS (
+    SELECT s.chunk_id AS id, row_number() OVER (ORDER BY exact.score DESC, s.chunk_id) AS rank
+    FROM text_shortlist s
+    CROSS JOIN LATERAL (
+        SELECT sum(t.idf * ct.weight) AS score
+        FROM term_idf t
+        JOIN chunk_terms ct ON ct.chunk_id = s.chunk_id AND ct.term = t.term
+    ) exact
     ORDER BY rank
     LIMIT {candidates}
 ),
@@ -230,6 +244,7 @@ def search_statement(
             any_collection=sql.Literal(any_collection),
             candidates=sql.Literal(candidates),
             text_limit=sql.Literal(text_limit),
+            shortlist=sql.Literal(TEXT_SHORTLIST_PER_CANDIDATE * candidates),
             max_query_words=sql.Literal(MAX_QUERY_WORDS),
             rrf_k=sql.Literal(RRF_K),
         )

@@ -16,13 +16,17 @@ from typing import Annotated, Literal, get_args
 from urllib.parse import urlparse
 
 from annotated_types import Ge, Le
-from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, ValidationError
+from pydantic import AfterValidator, AliasChoices, BeforeValidator, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, EnvSettingsSource, NoDecode, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 POSTGRES_ENTRA_SCOPE = "https://ossrdbms-aad.database.windows.net/.default"
 COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
+# EMBEDDING_PROVIDER=local: the packaged model (local_embeddings.py), its name as documents record it and
+# its vectors' size.
+LOCAL_EMBEDDING_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+LOCAL_EMBEDDING_DIMENSIONS = 384
 
 
 class SettingsError(ValueError):
@@ -75,6 +79,12 @@ class Settings(BaseSettings):
     openai_base_url: HttpUrl | None = None
     openai_api_key: str | None = None
     chat_model: str = "gpt-4o-mini"
+    # Who embeds documents and queries: "openai", the model endpoint above (without one, search is full
+    # text only), or "local", a packaged model on this machine's CPU (local_embeddings.py; its packages
+    # are optional: apps/chat/requirements-embeddings.txt). The chat model is the endpoint's either way.
+    embedding_provider: Literal["openai", "local"] = "openai"
+    # With "local", these two default to the local model's name and size (LOCAL_EMBEDDING_*), the only
+    # values it takes.
     embedding_model: str = "text-embedding-3-small"
     # Fixed per database: the first start sizes the vector column (the model must accept `dimensions`).
     embedding_dimensions: int = Field(1536, ge=2, le=2000)
@@ -90,7 +100,6 @@ class Settings(BaseSettings):
     # Each side of the hybrid search is bounded before fusion (search.py explains how).
     search_candidates: int = Field(40, ge=1, le=1000)
     text_search_candidate_limit: int = Field(50, ge=5, le=100000)
-    text_search_fuzzy_limit: int = Field(1000, ge=0, le=10_000_000)
     hnsw_ef_search: int = Field(40, ge=1, le=1000)
     # Chunks and their overlap, in characters.
     chunk_size: int = Field(1000, ge=100, le=20000)
@@ -119,6 +128,16 @@ class Settings(BaseSettings):
         # Only the values given to the constructor: the environment is load_settings()'s to read.
         return (init_settings,)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _local_embedding_defaults(cls, values: object) -> object:
+        """EMBEDDING_PROVIDER=local: the local model's name and size unless given (a different value
+        given is reported by load_settings)."""
+        if isinstance(values, dict) and values.get("embedding_provider") == "local":
+            defaults = {"embedding_model": LOCAL_EMBEDDING_MODEL, "embedding_dimensions": LOCAL_EMBEDDING_DIMENSIONS}
+            return {**defaults, **values}
+        return values
+
     @property
     def uses_embedded_database(self) -> bool:
         return self.database_url is None and self.postgres_host is None
@@ -130,6 +149,10 @@ class Settings(BaseSettings):
     @property
     def model_configured(self) -> bool:
         return self.azure_openai_endpoint is not None or self.openai_base_url is not None
+
+    @property
+    def uses_local_embeddings(self) -> bool:
+        return self.embedding_provider == "local"
 
 
 class _EnvironmentVariables(EnvSettingsSource):
@@ -203,6 +226,16 @@ def _contradictions(settings: Settings) -> list[str]:
         problems.append("set either AZURE_OPENAI_ENDPOINT or OPENAI_BASE_URL, not both")
     if settings.azure_openai_endpoint and settings.openai_api_key:
         problems.append("OPENAI_API_KEY is not used with AZURE_OPENAI_ENDPOINT: Azure access is keyless (Entra)")
+    if settings.uses_local_embeddings and settings.embedding_model != LOCAL_EMBEDDING_MODEL:
+        problems.append(
+            f"EMBEDDING_MODEL is not used with EMBEDDING_PROVIDER=local: the local model is {LOCAL_EMBEDDING_MODEL};"
+            " leave EMBEDDING_MODEL unset"
+        )
+    if settings.uses_local_embeddings and settings.embedding_dimensions != LOCAL_EMBEDDING_DIMENSIONS:
+        problems.append(
+            f"EMBEDDING_DIMENSIONS must be {LOCAL_EMBEDDING_DIMENSIONS} with EMBEDDING_PROVIDER=local (the size of"
+            f" {LOCAL_EMBEDDING_MODEL}'s vectors), got {settings.embedding_dimensions}; leave it unset"
+        )
     if settings.chunk_overlap >= settings.chunk_size:
         problems.append(
             f"CHUNK_OVERLAP ({settings.chunk_overlap}) must be smaller than CHUNK_SIZE ({settings.chunk_size})"

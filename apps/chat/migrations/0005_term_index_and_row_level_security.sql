@@ -1,20 +1,87 @@
 -- BM25 full-text ranking from a term index, and row-level security on documents and chunks.
 --
--- 1. The term index. Azure Database for PostgreSQL flexible server allows no BM25 extension (its extension
+-- 1. Access lists. Each distinct pair of (allowed user ids, allowed group ids) is one row of access_lists;
+--    documents, chunks and chunk_terms carry its id (kept by triggers from the document's lists). The
+--    rule of who may read what is one policy, on access_lists; the other tables' policies keep the rows
+--    whose access list the caller can see. A corpus has few distinct lists, so that set is small and
+--    each row's check is one hash lookup, however many documents there are.
+-- 2. The term index. Azure Database for PostgreSQL flexible server allows no BM25 extension (its extension
 --    allow-list has no pg_search, rum or pg_textsearch), so BM25 is computed in SQL from a table of
 --    (term, chunk) rows: each row holds the chunk's BM25 term-frequency weight for that term, and the
 --    index on (term, weight DESC) hands out a term's best chunks first (an impact-ordered posting list).
 --    The statistics BM25 needs (how many chunks hold a term, the average chunk length) are kept in
 --    term_statistics and corpus_statistics. Triggers on chunks keep all three in step with every insert,
---    update, delete and truncate, so no code path can forget them. The GIN index on chunks.search_vector is
---    dropped: nothing searches it any more.
--- 2. Row-level security. documents, chunks and chunk_terms show a session only the rows of documents its
---    caller may read, from per-transaction settings the app makes for each request (SET LOCAL through
+--    update, delete and truncate, so no code path can forget them. The GIN index on chunks.search_vector
+--    is dropped: nothing searches it any more.
+-- 3. Row-level security. documents, chunks and chunk_terms show a transaction only the rows its caller
+--    may read, from per-transaction settings the app makes for each request (SET LOCAL through
 --    set_config(..., true), database.py): aichat.see_all, aichat.unrestricted_visible, aichat.user_ids,
---    aichat.group_ids. A transaction that made none sees nothing. FORCE applies the policies to the
---    tables' owner too. Superusers and BYPASSRLS roles skip them: in Azure no user is either (PostgreSQL
---    16 rules, https://learn.microsoft.com/en-in/answers/questions/2006383); a local or self-managed
---    server's superuser gets the unprivileged role aichat_app, which the app switches to (database.py).
+--    aichat.group_ids. A transaction that made none sees nothing, and only the system (see_all) writes.
+--    FORCE applies the policies to the tables' owner too. Superusers and BYPASSRLS roles skip them: in
+--    Azure no user is either (PostgreSQL 16 rules, https://learn.microsoft.com/en-in/answers/questions/2006383);
+--    a local or self-managed server's superuser gets the unprivileged role aichat_app, which the app
+--    switches to (database.py).
+
+CREATE TABLE access_lists (
+    id serial PRIMARY KEY,
+    -- Sorted and without repeats (access_list_for), so that one pair of lists has one row.
+    allowed_user_ids text[] NOT NULL,
+    allowed_group_ids text[] NOT NULL,
+    UNIQUE (allowed_user_ids, allowed_group_ids)
+);
+
+-- The id of the access list of these lists, made on first use.
+CREATE FUNCTION access_list_for(user_ids text[], group_ids text[]) RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    users text[] := ARRAY(SELECT DISTINCT unnest(user_ids) ORDER BY 1);
+    groups text[] := ARRAY(SELECT DISTINCT unnest(group_ids) ORDER BY 1);
+    found integer;
+BEGIN
+    INSERT INTO access_lists (allowed_user_ids, allowed_group_ids) VALUES (users, groups)
+    ON CONFLICT DO NOTHING RETURNING id INTO found;
+    IF found IS NULL THEN
+        SELECT id INTO found FROM access_lists WHERE allowed_user_ids = users AND allowed_group_ids = groups;
+    END IF;
+    RETURN found;
+END
+$$;
+
+ALTER TABLE documents ADD COLUMN access_list_id integer REFERENCES access_lists (id);
+ALTER TABLE chunks ADD COLUMN access_list_id integer;
+UPDATE documents SET access_list_id = access_list_for(allowed_user_ids, allowed_group_ids);
+UPDATE chunks c SET access_list_id = d.access_list_id FROM documents d WHERE d.id = c.document_id;
+ALTER TABLE documents ALTER COLUMN access_list_id SET NOT NULL;
+ALTER TABLE chunks ALTER COLUMN access_list_id SET NOT NULL;
+
+CREATE FUNCTION documents_take_access_list() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.access_list_id := access_list_for(NEW.allowed_user_ids, NEW.allowed_group_ids);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER documents_take_access_list BEFORE INSERT OR UPDATE OF allowed_user_ids, allowed_group_ids
+    ON documents FOR EACH ROW EXECUTE FUNCTION documents_take_access_list();
+
+CREATE FUNCTION chunks_take_access_list() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.access_list_id := (SELECT access_list_id FROM documents WHERE id = NEW.document_id);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER chunks_take_access_list BEFORE INSERT OR UPDATE OF document_id ON chunks
+    FOR EACH ROW EXECUTE FUNCTION chunks_take_access_list();
+
+-- A document whose lists change hands its new access list to its chunks (and so to their terms).
+CREATE FUNCTION chunks_follow_document_access() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE chunks SET access_list_id = NEW.access_list_id WHERE document_id = NEW.id;
+    RETURN NULL;
+END
+$$;
+-- (Not "UPDATE OF access_list_id": the column is set by the trigger above, never by an UPDATE's SET.)
+CREATE TRIGGER chunks_follow_document_access AFTER UPDATE ON documents
+    FOR EACH ROW WHEN (OLD.access_list_id IS DISTINCT FROM NEW.access_list_id)
+    EXECUTE FUNCTION chunks_follow_document_access();
 
 -- BM25's term-frequency part with k1 = 1.2, b = 0.75 (Lucene's form, without its constant (k1 + 1)).
 CREATE FUNCTION bm25_term_weight(frequency integer, length integer, average_length float8)
@@ -39,23 +106,27 @@ CREATE TABLE chunk_terms (
     chunk_id bigint NOT NULL,
     term text NOT NULL,
     document_id bigint NOT NULL,
+    access_list_id integer NOT NULL,
     -- bm25_term_weight with the average chunk length of the corpus when the chunk was stored: chunks
     -- are cut to a bounded size, so that average moves little as a corpus grows.
     weight real NOT NULL,
     PRIMARY KEY (chunk_id, term)
 );
--- INCLUDE: the search reads a term's best chunks and their documents from the index alone.
-CREATE INDEX chunk_terms_term_weight_idx ON chunk_terms (term, weight DESC) INCLUDE (document_id);
+-- INCLUDE: the search reads a term's best chunks, their documents and access from the index alone.
+CREATE INDEX chunk_terms_term_weight_idx ON chunk_terms (term, weight DESC) INCLUDE (document_id, access_list_id);
 
 -- The words of the given chunks, with their frequencies and the chunk's length in words.
 CREATE FUNCTION chunk_words(chunk_ids bigint[])
-RETURNS TABLE (chunk_id bigint, document_id bigint, term text, frequency integer, length integer)
+RETURNS TABLE (
+    chunk_id bigint, document_id bigint, access_list_id integer, term text, frequency integer, length integer
+)
 LANGUAGE sql STABLE
 BEGIN ATOMIC
-    SELECT c.id, c.document_id, w.lexeme, coalesce(cardinality(w.positions), 1),
+    SELECT c.id, c.document_id, c.access_list_id, w.lexeme, coalesce(cardinality(w.positions), 1),
            (sum(coalesce(cardinality(w.positions), 1)) OVER (PARTITION BY c.id))::integer
-    FROM chunks c CROSS JOIN LATERAL unnest(c.search_vector) w
-    WHERE c.id = ANY (chunk_ids);
+    FROM unnest(chunk_ids) AS changed (id)
+    JOIN chunks c ON c.id = changed.id
+    CROSS JOIN LATERAL unnest(c.search_vector) w;
 END;
 
 -- Adds the given chunks to the term index and its statistics.
@@ -67,8 +138,8 @@ BEGIN
         chunks = chunks + cardinality(chunk_ids),
         total_length = total_length + coalesce((SELECT sum(frequency) FROM chunk_words(chunk_ids)), 0)
     RETURNING total_length::float8 / greatest(chunks, 1) INTO average_length;
-    INSERT INTO chunk_terms (chunk_id, term, document_id, weight)
-    SELECT w.chunk_id, w.term, w.document_id, bm25_term_weight(w.frequency, w.length, average_length)
+    INSERT INTO chunk_terms (chunk_id, term, document_id, access_list_id, weight)
+    SELECT w.chunk_id, w.term, w.document_id, w.access_list_id, bm25_term_weight(w.frequency, w.length, average_length)
     FROM chunk_words(chunk_ids) w;
     -- In term order, so that two transactions never wait for each other's rows in opposite orders.
     INSERT INTO term_statistics AS s (term, chunks)
@@ -118,37 +189,59 @@ SELECT index_chunk_terms(ARRAY(SELECT id FROM chunks));
 
 DROP INDEX IF EXISTS chunks_search_vector_idx;
 
--- Who may read a document, from the transaction's settings (access.py makes them).
-CREATE FUNCTION caller_may_read(allowed_user_ids text[], allowed_group_ids text[])
-RETURNS boolean LANGUAGE sql STABLE
-RETURN current_setting('aichat.see_all', true) = 'on'
-    OR (allowed_user_ids = '{{}}' AND allowed_group_ids = '{{}}'
-        AND current_setting('aichat.unrestricted_visible', true) = 'on')
-    OR allowed_user_ids && coalesce(nullif(current_setting('aichat.user_ids', true), ''), '{{}}')::text[]
-    OR allowed_group_ids && coalesce(nullif(current_setting('aichat.group_ids', true), ''), '{{}}')::text[];
-
--- Whether the transaction acts for the system (ingestion, administration), which reads and writes all.
+-- The transaction's settings (access.py makes them). Policies call these in scalar subqueries, which
+-- PostgreSQL evaluates once per statement instead of once per row.
 CREATE FUNCTION acting_for_system() RETURNS boolean LANGUAGE sql STABLE
-RETURN current_setting('aichat.see_all', true) = 'on';
+RETURN coalesce(current_setting('aichat.see_all', true), '') = 'on';
+CREATE FUNCTION caller_sees_unrestricted() RETURNS boolean LANGUAGE sql STABLE
+RETURN coalesce(current_setting('aichat.unrestricted_visible', true), '') = 'on';
+CREATE FUNCTION caller_user_ids() RETURNS text[] LANGUAGE sql STABLE
+RETURN coalesce(nullif(current_setting('aichat.user_ids', true), ''), '{{}}')::text[];
+CREATE FUNCTION caller_group_ids() RETURNS text[] LANGUAGE sql STABLE
+RETURN coalesce(nullif(current_setting('aichat.group_ids', true), ''), '{{}}')::text[];
 
+ALTER TABLE access_lists ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE documents ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE chunks ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE chunk_terms ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 
-CREATE POLICY documents_readable ON documents FOR SELECT
-    USING (caller_may_read(allowed_user_ids, allowed_group_ids));
--- The chunks of readable documents: a hashed set of the readable documents' ids, built once per query
--- and only when the system test before it is false; each chunk costs one hash lookup.
-CREATE POLICY chunks_readable ON chunks FOR SELECT
-    USING ((SELECT acting_for_system()) OR document_id IN (SELECT id FROM documents));
-CREATE POLICY chunk_terms_readable ON chunk_terms FOR SELECT
-    USING ((SELECT acting_for_system()) OR document_id IN (SELECT id FROM documents));
-CREATE POLICY documents_written_by_system ON documents FOR ALL
-    USING (acting_for_system()) WITH CHECK (acting_for_system());
-CREATE POLICY chunks_written_by_system ON chunks FOR ALL
-    USING (acting_for_system()) WITH CHECK (acting_for_system());
-CREATE POLICY chunk_terms_written_by_system ON chunk_terms FOR ALL
-    USING (acting_for_system()) WITH CHECK (acting_for_system());
+-- The rule of who may read a document (see access.py): the system reads all; a document with no lists
+-- is readable by every caller when unrestricted documents are visible; otherwise the caller's user id
+-- or one of their groups must be on its lists.
+CREATE POLICY access_lists_readable ON access_lists FOR SELECT USING (
+    (SELECT acting_for_system())
+    OR (allowed_user_ids = '{{}}' AND allowed_group_ids = '{{}}' AND (SELECT caller_sees_unrestricted()))
+    OR allowed_user_ids && (SELECT caller_user_ids())
+    OR allowed_group_ids && (SELECT caller_group_ids())
+);
+-- The rows under a readable access list: a hashed set of those lists' ids, built once per query and only
+-- when the system test before it is false; each row costs one hash lookup.
+DO $$
+DECLARE
+    protected text;
+BEGIN
+    FOREACH protected IN ARRAY ARRAY['documents', 'chunks', 'chunk_terms'] LOOP
+        EXECUTE format('CREATE POLICY %I ON %I FOR SELECT USING ((SELECT acting_for_system())'
+                       ' OR access_list_id IN (SELECT id FROM access_lists))', protected || '_readable', protected);
+    END LOOP;
+END
+$$;
+
+-- Only the system writes. (Per command, not FOR ALL: a FOR ALL policy would add its test to every read.)
+DO $$
+DECLARE
+    protected text;
+BEGIN
+    FOREACH protected IN ARRAY ARRAY['access_lists', 'documents', 'chunks', 'chunk_terms'] LOOP
+        EXECUTE format('CREATE POLICY %I ON %I FOR INSERT WITH CHECK ((SELECT acting_for_system()))',
+                       protected || '_inserted_by_system', protected);
+        EXECUTE format('CREATE POLICY %I ON %I FOR UPDATE USING ((SELECT acting_for_system()))'
+                       ' WITH CHECK ((SELECT acting_for_system()))', protected || '_updated_by_system', protected);
+        EXECUTE format('CREATE POLICY %I ON %I FOR DELETE USING ((SELECT acting_for_system()))',
+                       protected || '_deleted_by_system', protected);
+    END LOOP;
+END
+$$;
 
 -- As for collections (0003): the new tables belong to the Entra administrators' group.
 DO $$
@@ -157,9 +250,12 @@ BEGIN
         ALTER TABLE corpus_statistics OWNER TO azure_pg_admin;
         ALTER TABLE term_statistics OWNER TO azure_pg_admin;
         ALTER TABLE chunk_terms OWNER TO azure_pg_admin;
+        ALTER TABLE access_lists OWNER TO azure_pg_admin;
     END IF;
 EXCEPTION WHEN insufficient_privilege THEN
-    GRANT SELECT, INSERT, UPDATE, DELETE ON corpus_statistics, term_statistics, chunk_terms TO azure_pg_admin;
+    GRANT SELECT, INSERT, UPDATE, DELETE ON corpus_statistics, term_statistics, chunk_terms, access_lists
+        TO azure_pg_admin;
+    GRANT USAGE, SELECT ON SEQUENCE access_lists_id_seq TO azure_pg_admin;
 END
 $$;
 

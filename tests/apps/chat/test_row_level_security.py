@@ -79,6 +79,14 @@ def test_an_unfiltered_query_returns_only_what_the_caller_may_read(private_datab
 
 
 @pytest.mark.parametrize("table", UNFILTERED)
+def test_a_document_whose_lists_change_takes_its_chunks_and_terms_along(private_database, private_corpus, table):
+    """Ingestion changes only the lists of a document whose file did not change (ingest.py)."""
+    asyncio.run(ingest(private_database, [private_corpus["alice"]], AccessList(user_ids=(BOB,))))
+    assert visible(private_database, UNFILTERED[table], caller(ALICE)) == {"public"}
+    assert visible(private_database, UNFILTERED[table], caller(BOB)) == {"alice", "bob", "public"}
+
+
+@pytest.mark.parametrize("table", UNFILTERED)
 def test_a_query_outside_any_caller_sees_nothing(private_database, table):
     assert visible(private_database, UNFILTERED[table], None) == set()
 

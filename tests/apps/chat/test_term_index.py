@@ -17,12 +17,13 @@ from .conftest import ingest
 
 # The index as triggers keep it, and as it would be if computed afresh from the chunks.
 KEPT = {
-    "postings": "SELECT chunk_id, term, document_id FROM chunk_terms",
+    "postings": "SELECT chunk_id, term, document_id, access_list_id FROM chunk_terms",
     "term counts": "SELECT term, chunks FROM term_statistics WHERE chunks > 0",
     "corpus": "SELECT chunks, total_length FROM corpus_statistics",
 }
 COMPUTED = {
-    "postings": "SELECT c.id, w.lexeme, c.document_id FROM chunks c, unnest(c.search_vector) w",
+    "postings": "SELECT c.id, w.lexeme, c.document_id, d.access_list_id"
+    " FROM chunks c JOIN documents d ON d.id = c.document_id, unnest(c.search_vector) w",
     "term counts": "SELECT w.lexeme, count(*) FROM chunks c, unnest(c.search_vector) w GROUP BY w.lexeme",
     "corpus": "SELECT count(*), coalesce(sum((SELECT sum(cardinality(w.positions)) FROM unnest(c.search_vector) w)), 0)"
     " FROM chunks c",
