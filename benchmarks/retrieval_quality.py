@@ -1,5 +1,6 @@
 """Retrieval quality of the app's search on a public test collection: nDCG@10 and Recall@100 of each
-retrieval mode (hybrid, text, vectors), next to a BM25 baseline (bm25s).
+retrieval mode (hybrid, text, vectors), next to the query shape of the Azure-Samples/rag-postgres-openai-python
+sample (its PostgresSearcher) and a BM25 baseline (bm25s), and the share of queries each returns nothing for.
 
     python -m benchmarks.retrieval_quality --collection /tmp/ir-collections/nfcorpus
 
@@ -34,11 +35,22 @@ What it does:
   cut at 100 documents. Chunks of one document share the list, so fewer than 100 documents may come back;
   the table shows how many did on average. TEXT_SEARCH_CANDIDATE_LIMIT and HNSW_EF_SEARCH are the app's
   settings, read from the environment as for the app.
+- The sample's rows ("peer hybrid", "peer text", "peer vectors") reuse benchmarks/search_latency.py: its
+  build_peer_table copies the loaded chunks into a table shaped like the sample's (PEER_TABLE: a stored
+  to_tsvector('english', content) column with a GIN index, an HNSW index with m 16, ef_construction 64),
+  and its peer_search runs the sample's statement with top = --candidates on a connection of its own with
+  PostgreSQL's and pgvector's defaults. Each of the sample's CTEs keeps PEER_CANDIDATES (20) rows, so
+  every peer mode returns at most 20 chunks, which caps its Recall@100: that is the sample's published
+  shape, kept as it is. Its text side is plainto_tsquery('english', ...), which needs every word of the
+  query in a chunk. Its chunks are mapped to documents as the app's are. This runs as the database's
+  superuser (the app's tables have row-level security, which a superuser skips): the embedded server's
+  user, or the --database-url user, which must then be a superuser or have BYPASSRLS (else --no-peer).
 - bm25s (default k1 1.5, b 0.75, Lucene's idf) indexes whole documents (title + text) with its English
   stop words and the Snowball English stemmer (PyStemmer), and returns its top 100 matching documents.
 - Metrics are trec_eval's (through ir-measures): nDCG@10 with the qrels' grades as gains and a log2
   discount, the ideal ranking taken from the qrels; Recall@100 counts grade >= 1 as relevant. Both are
-  averaged over every judged test query, a query with no results counting 0.
+  averaged over every judged test query, a query with no results counting 0. "no result" is the share
+  of judged queries for which a system returned nothing at all.
 """
 
 from __future__ import annotations
@@ -58,6 +70,7 @@ from pathlib import Path
 
 import numpy as np
 import psycopg
+from pgvector.psycopg import register_vector_async
 from psycopg import sql
 
 from apps.chat.access import SYSTEM
@@ -65,8 +78,10 @@ from apps.chat.database import Database, start_embedded_postgres
 from apps.chat.documents import Page, split_into_chunks
 from apps.chat.search import Searcher, SearchRequest
 from apps.chat.settings import Settings, load_settings
+from benchmarks.search_latency import PEER_CANDIDATES, PEER_TABLE, build_peer_table, peer_search
 
 MODES = ("hybrid", "text", "vectors")
+PEER_MODES = ("hybrid", "text", "vectors")  # the sample's modes, its statement from benchmarks/search_latency.py
 DEPTH = 100  # documents per query kept for Recall@100
 FINGERPRINT_PREFIX = "retrieval-quality:"
 DEFAULT_CACHE_DIR = Path("/tmp/aichat-retrieval-quality")
@@ -339,6 +354,60 @@ async def app_run(
     return run
 
 
+async def peer_connection(database_url: str) -> psycopg.AsyncConnection:
+    """A connection for the sample's table: its user must skip row-level security (a superuser, or
+    BYPASSRLS), or the copy of the app's chunks would hold only the rows the policies show it."""
+    conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True)
+    try:
+        skips = await (
+            await conn.execute("SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user")
+        ).fetchone()
+        if not (skips and skips[0]):
+            raise SystemExit(
+                f"the sample's rows need a database user that skips row-level security (superuser or BYPASSRLS),"
+                f" not {conn.info.user!r}: pass such a --database-url, or --no-peer"
+            )
+        await register_vector_async(conn)
+    except BaseException:
+        await conn.close()
+        raise
+    return conn
+
+
+async def prepare_peer_table(
+    conn: psycopg.AsyncConnection, dimensions: int, fingerprint: str, reloaded: bool
+) -> dict[int, str]:
+    """The sample's table over the loaded chunks (search_latency.build_peer_table, which keeps a table built
+    for the same fingerprint; after a reload the chunks have new ids, so it is built again), and each chunk
+    id's document source."""
+    if reloaded:
+        await conn.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(PEER_TABLE)))
+    await build_peer_table(conn, dimensions, fingerprint)
+    rows = await (
+        await conn.execute("SELECT c.id, d.source FROM chunks c JOIN documents d ON d.id = c.document_id")
+    ).fetchall()
+    return dict(rows)
+
+
+async def peer_run(
+    conn: psycopg.AsyncConnection,
+    collection: Collection,
+    query_vectors: dict[str, np.ndarray],
+    sources: dict[int, str],
+    mode: str,
+    top: int,
+) -> Run:
+    """The sample's statement for each query (at most PEER_CANDIDATES chunks), its chunks mapped to
+    documents as the app's are."""
+    run: Run = {}
+    for query_id, text in collection.queries.items():
+        rows = await peer_search(conn, mode, text, query_vectors[query_id].tolist(), top)
+        ranking = documents_ranking([sources[row[0]] for row in rows], collection.name)
+        if ranking:
+            run[query_id] = ranking
+    return run
+
+
 def bm25s_run(collection: Collection, depth: int = DEPTH) -> Run:
     """bm25s with its defaults, English stop words and the Snowball English stemmer, over whole documents."""
     import bm25s
@@ -396,6 +465,7 @@ class Row:
     ndcg_at_10: float
     recall_at_100: float
     documents_per_query: float
+    no_result: float  # share of the judged queries with no results at all
     seconds: float
 
 
@@ -407,6 +477,7 @@ class Report:
     candidates: int
     text_limit: int
     ef_search: int
+    peer: bool = True
     rows: list[Row] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -414,7 +485,8 @@ class Report:
 def row_for(system: str, collection: Collection, run: Run, seconds: float) -> Row:
     scores = evaluate(collection.qrels, run)
     returned = sum(len(ranking) for ranking in run.values()) / len(collection.queries)
-    return Row(system, scores["nDCG@10"], scores["Recall@100"], returned, seconds)
+    empty = sum(1 for query_id in collection.queries if not run.get(query_id)) / len(collection.queries)
+    return Row(system, scores["nDCG@10"], scores["Recall@100"], returned, empty, seconds)
 
 
 async def measure(
@@ -425,6 +497,7 @@ async def measure(
     text_limit: int | None = None,
     database_url: str | None = None,
     settings: Settings | None = None,
+    peer: bool = True,
 ) -> Report:
     settings = settings or load_settings()
     started = time.perf_counter()
@@ -448,7 +521,7 @@ async def measure(
         }
     )
     text_limit = text_limit or settings.text_search_candidate_limit
-    report = Report(collection, len(chunks), embedder.name, candidates, text_limit, settings.hnsw_ef_search)
+    report = Report(collection, len(chunks), embedder.name, candidates, text_limit, settings.hnsw_ef_search, peer)
     report.timings["embeddings"] = embedded - started
     database = Database(settings)
     await database.open()
@@ -462,6 +535,18 @@ async def measure(
             report.rows.append(row_for(f"app {mode}", collection, run, time.perf_counter() - mode_started))
     finally:
         await database.close()
+    if peer:
+        peer_started = time.perf_counter()
+        conn = await peer_connection(settings.database_url)
+        try:
+            sources = await prepare_peer_table(conn, embedder.dimensions, fingerprint, loaded)
+            report.timings["peer table"] = time.perf_counter() - peer_started
+            for mode in PEER_MODES:
+                mode_started = time.perf_counter()
+                run = await peer_run(conn, collection, query_vectors, sources, mode, top=candidates)
+                report.rows.append(row_for(f"peer {mode}", collection, run, time.perf_counter() - mode_started))
+        finally:
+            await conn.close()
     bm25_started = time.perf_counter()
     run = bm25s_run(collection)
     report.rows.append(row_for("bm25s", collection, run, time.perf_counter() - bm25_started))
@@ -476,12 +561,20 @@ def format_report(report: Report) -> str:
         f" {len(collection.queries)} judged queries, {judgments} judgments",
         f"embeddings {report.embedder}; app search: top {report.candidates} chunks, {report.candidates} candidates"
         f" per list, text limit {report.text_limit} per word, hnsw.ef_search {report.ef_search}",
-        f"  {'system':12s} {'nDCG@10':>8s} {'Recall@100':>11s} {'docs/query':>11s} {'seconds':>8s}",
     ]
+    if report.peer:
+        lines.append(
+            f"peer: Azure-Samples/rag-postgres-openai-python's PostgresSearcher query shape on {PEER_TABLE}, top"
+            f" {report.candidates}; each of its CTEs keeps {PEER_CANDIDATES} rows, so it returns at most"
+            f" {PEER_CANDIDATES} chunks, which caps its Recall@100; its text side needs every query word"
+        )
+    lines.append(
+        f"  {'system':12s} {'nDCG@10':>8s} {'Recall@100':>11s} {'docs/query':>11s} {'no result':>10s} {'seconds':>8s}"
+    )
     for row in report.rows:
         lines.append(
             f"  {row.system:12s} {row.ndcg_at_10:8.4f} {row.recall_at_100:11.4f}"
-            f" {row.documents_per_query:11.1f} {row.seconds:8.1f}"
+            f" {row.documents_per_query:11.1f} {row.no_result:10.1%} {row.seconds:8.1f}"
         )
     lines.append("  " + ", ".join(f"{name} {seconds:.1f}s" for name, seconds in report.timings.items()))
     return "\n".join(lines)
@@ -496,6 +589,9 @@ async def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--text-limit", type=int, default=None, help="default: TEXT_SEARCH_CANDIDATE_LIMIT")
     parser.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE_DIR, help="embeddings and the database")
     parser.add_argument("--database-url", default=None, help="an empty PostgreSQL database with pgvector instead")
+    parser.add_argument(
+        "--no-peer", action="store_true", help="leave out the rag-postgres-openai-python sample's query shape"
+    )
     arguments = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -508,6 +604,7 @@ async def main(argv: list[str] | None = None) -> int:
         candidates=arguments.candidates,
         text_limit=arguments.text_limit,
         database_url=arguments.database_url,
+        peer=not arguments.no_peer,
     )
     print(format_report(report))
     print(f"  total {time.perf_counter() - started:.1f}s")

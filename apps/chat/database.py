@@ -169,7 +169,7 @@ class Database:
         self, query: Any, params: Any = None, *, access: AccessFilter | None = None, prepare: bool | None = None
     ) -> list[tuple]:
         """The rows of a read-only query; with `access`, in a transaction that reads documents and chunks
-        as it allows (one round trip: the statements go in a pipeline). If the pooled connection turns
+        as it allows (one round trip). If the pooled connection turns
         out to have died while idle, the pool drops its other dead connections and the query runs once
         more on a fresh one."""
         for attempt in (1, 2):
@@ -178,7 +178,10 @@ class Database:
                 async with self.connection() as conn:
                     if access is None:
                         return await (await conn.execute(query, params, prepare=prepare)).fetchall()
-                    async with conn.pipeline(), conn.transaction():
+                    # Both statements go before one Sync message, so PostgreSQL runs them as one implicit
+                    # transaction (protocol docs, "Pipelining"): the settings hold for the query and end
+                    # with it, without the two round trips of BEGIN and COMMIT.
+                    async with conn.pipeline():
                         await conn.execute(APPLY_ACCESS_SQL, access.settings(), prepare=True)
                         cursor = await conn.execute(query, params, prepare=prepare)
                         return await cursor.fetchall()

@@ -55,11 +55,12 @@ WITH in_collection AS (
 -- The collection filter is a scalar subquery (computed once), not a join: a join would stop the
 -- planner from walking the HNSW index in distance order.
 vector_candidates AS MATERIALIZED (
-    SELECT c.id, c.embedding <=> %(embedding)b::vector AS distance
+    SELECT c.id, c.embedding::halfvec({dimensions}) <=> %(embedding)b::vector::halfvec({dimensions}) AS distance
     FROM chunks c
     WHERE {use_vectors} AND c.embedding IS NOT NULL
       AND ({any_collection} OR c.document_id = ANY ((SELECT document_ids FROM in_collection)::bigint[]))
-    ORDER BY c.embedding <=> %(embedding)b::vector
+    -- The expression of the half-precision HNSW index (migration 0006).
+    ORDER BY c.embedding::halfvec({dimensions}) <=> %(embedding)b::vector::halfvec({dimensions})
     LIMIT {candidates}
 ),
 vector_ranked AS (
@@ -97,14 +98,18 @@ text_shortlist AS MATERIALIZED (
     ORDER BY sum(score) DESC, chunk_id
     LIMIT {shortlist}
 ),
--- ...then by their exact BM25 score: every query word's weight in the chunk, one primary-key lookup each.
+-- ...then by their exact BM25 score: every query word's weight in the chunk (one index descent a word).
+query_idf AS MATERIALIZED (
+    SELECT array_agg(term ORDER BY term) AS terms, array_agg(idf ORDER BY term) AS idfs FROM term_idf
+),
 text_ranked AS (
     SELECT s.chunk_id AS id, row_number() OVER (ORDER BY exact.score DESC, s.chunk_id) AS rank
     FROM text_shortlist s
+    CROSS JOIN query_idf q
     CROSS JOIN LATERAL (
-        SELECT sum(t.idf * ct.weight) AS score
-        FROM term_idf t
-        JOIN chunk_terms ct ON ct.chunk_id = s.chunk_id AND ct.term = t.term
+        SELECT sum(ct.weight * q.idfs[array_position(q.terms, ct.term)]) AS score
+        FROM chunk_terms ct
+        WHERE ct.chunk_id = s.chunk_id AND ct.term = ANY (q.terms)
     ) exact
     ORDER BY rank
     LIMIT {candidates}
@@ -113,14 +118,16 @@ fused AS (
     SELECT id, sum(1.0 / ({rrf_k} + rank)) AS score
     FROM (SELECT id, rank FROM vector_ranked UNION ALL SELECT id, rank FROM text_ranked) ranked
     GROUP BY id
+),
+-- The best first, so that only the chunks returned are read.
+best AS MATERIALIZED (
+    SELECT id, score FROM fused WHERE score >= %(minimum_score)s ORDER BY score DESC, id LIMIT %(top)s
 )
 SELECT c.id, d.title, d.source, c.page, c.content, f.score::float8, c.anchor, c.section, c.ordinal
-FROM fused f
+FROM best f
 JOIN chunks c ON c.id = f.id
 JOIN documents d ON d.id = c.document_id
-WHERE f.score >= %(minimum_score)s
 ORDER BY f.score DESC, c.id
-LIMIT %(top)s
 """
 
 
@@ -169,7 +176,9 @@ class Searcher:
             use_vectors=use_vectors,
             use_text=use_text,
             any_collection=request.collection is None,
-            candidates=max(self.candidates, request.top),
+            dimensions=self.database.settings.embedding_dimensions,
+            # Fusion needs each side's candidates; a search by vectors alone needs only the results.
+            candidates=max(self.candidates, request.top) if use_text else request.top,
             text_limit=self.text_limit,
         )
         parameters = {
@@ -226,7 +235,7 @@ def _overlap(text: str, following: str, shortest: int = 8) -> int:
 
 @functools.lru_cache(maxsize=64)
 def search_statement(
-    *, use_vectors: bool, use_text: bool, any_collection: bool, candidates: int, text_limit: int
+    *, use_vectors: bool, use_text: bool, any_collection: bool, candidates: int, text_limit: int, dimensions: int
 ) -> str:
     """HYBRID_SEARCH_SQL with the switches and limits written in as constants.
 
@@ -242,6 +251,7 @@ def search_statement(
             use_vectors=sql.Literal(use_vectors),
             use_text=sql.Literal(use_text),
             any_collection=sql.Literal(any_collection),
+            dimensions=sql.Literal(dimensions),
             candidates=sql.Literal(candidates),
             text_limit=sql.Literal(text_limit),
             shortlist=sql.Literal(TEXT_SHORTLIST_PER_CANDIDATE * candidates),

@@ -1,6 +1,7 @@
 """benchmarks/retrieval_quality.py: its metrics are trec_eval's, and the whole benchmark runs end to end on a
-tiny BEIR-format collection (the hash embedding stands in for the model), so that a change to the app's
-search or schema that breaks it shows here rather than in the next person's benchmark run."""
+tiny BEIR-format collection (the hash embedding stands in for the model), the rag-postgres-openai-python
+sample's query shape included, so that a change to the app's search or schema that breaks it shows here
+rather than in the next person's benchmark run."""
 
 from __future__ import annotations
 
@@ -23,9 +24,11 @@ QUERIES = {
     "q1": "where do employees park with a permit",
     "q2": "laptop disk encryption",
     "q3": "filing travel receipts",
+    # "zebra" is in no document: the app's text mode matches any word, the sample's plainto_tsquery needs all.
+    "q4": "north garage sticker zebra",
     "q9": "an unjudged query",
 }
-QRELS = [("q1", "d1", 2), ("q2", "d2", 1), ("q3", "d3", 2), ("q3", "d1", 0)]
+QRELS = [("q1", "d1", 2), ("q2", "d2", 1), ("q3", "d3", 2), ("q3", "d1", 0), ("q4", "d1", 1)]
 
 
 def write_collection(folder):
@@ -81,7 +84,7 @@ def test_the_collection_keeps_only_judged_queries(tmp_path):
     collection = retrieval_quality.load_collection(write_collection(tmp_path / "tiny"))
 
     assert collection.name == "tiny"
-    assert list(collection.queries) == ["q1", "q2", "q3"]
+    assert list(collection.queries) == ["q1", "q2", "q3", "q4"]
     assert collection.qrels["q3"] == {"d3": 2, "d1": 0}
     assert collection.documents["d2"][0] == "Laptop encryption"
 
@@ -92,7 +95,7 @@ def database_url():
         yield create_database(server)
 
 
-def test_every_mode_and_the_baseline_find_the_judged_documents(tmp_path, database_url):
+def test_every_mode_the_sample_and_the_baseline_run_end_to_end(tmp_path, database_url):
     collection = retrieval_quality.load_collection(write_collection(tmp_path / "tiny"))
     embedder = retrieval_quality.HashEmbedder()
 
@@ -104,13 +107,36 @@ def test_every_mode_and_the_baseline_find_the_judged_documents(tmp_path, databas
     report = run()
     again = run()  # the loaded data set and the cached embeddings are reused
 
-    assert [row.system for row in report.rows] == ["app hybrid", "app text", "app vectors", "bm25s"]
-    for row in report.rows:
-        assert row.recall_at_100 == 1.0, row
-        assert row.ndcg_at_10 > 0.9, row
+    rows = {row.system: row for row in report.rows}
+    assert list(rows) == [
+        "app hybrid",
+        "app text",
+        "app vectors",
+        "peer hybrid",
+        "peer text",
+        "peer vectors",
+        "bm25s",
+    ]
+    for system in ("app hybrid", "app text", "app vectors", "bm25s"):
+        assert rows[system].recall_at_100 == 1.0, rows[system]
+        assert rows[system].ndcg_at_10 > 0.9, rows[system]
+        assert rows[system].no_result == 0.0, rows[system]
+    for system in ("peer hybrid", "peer text", "peer vectors"):
+        row = rows[system]
+        assert 0.0 <= row.ndcg_at_10 <= 1.0 and 0.0 <= row.recall_at_100 <= 1.0, row
+        assert 0.0 < row.documents_per_query <= retrieval_quality.PEER_CANDIDATES, row
+    # The sample's text side needs every word: nothing for q4, found by the app's text mode.
+    assert rows["peer text"].no_result == 0.25
+    assert rows["peer text"].recall_at_100 == 0.75
+    assert rows["peer hybrid"].no_result == rows["peer vectors"].no_result == 0.0
     assert report.chunks == len(DOCUMENTS)
     assert "load" in report.timings and "reuse" in again.timings
-    assert [row.ndcg_at_10 for row in again.rows] == [row.ndcg_at_10 for row in report.rows]
+    assert "peer table" in report.timings
+    assert [(row.ndcg_at_10, row.no_result) for row in again.rows] == [
+        (row.ndcg_at_10, row.no_result) for row in report.rows
+    ]
     assert len(list((tmp_path / "cache" / "embeddings").glob("*.npy"))) == 2
     table = retrieval_quality.format_report(report)
-    assert "app vectors" in table and "bm25s" in table
+    assert "app vectors" in table and "peer hybrid" in table and "peer text" in table and "bm25s" in table
+    assert "no result" in table and "25.0%" in table
+    assert "at most 20 chunks" in table

@@ -110,10 +110,11 @@ CREATE TABLE chunk_terms (
     -- bm25_term_weight with the average chunk length of the corpus when the chunk was stored: chunks
     -- are cut to a bounded size, so that average moves little as a corpus grows.
     weight real NOT NULL,
-    PRIMARY KEY (chunk_id, term)
+    -- INCLUDE here and below: the search reads what it needs from the indexes alone (index-only scans).
+    PRIMARY KEY (chunk_id, term) INCLUDE (weight, access_list_id)
 );
--- INCLUDE: the search reads a term's best chunks, their documents and access from the index alone.
-CREATE INDEX chunk_terms_term_weight_idx ON chunk_terms (term, weight DESC) INCLUDE (document_id, access_list_id);
+CREATE INDEX chunk_terms_term_weight_idx ON chunk_terms (term, weight DESC)
+    INCLUDE (chunk_id, document_id, access_list_id);
 
 -- The words of the given chunks, with their frequencies and the chunk's length in words.
 CREATE FUNCTION chunk_words(chunk_ids bigint[])
@@ -276,3 +277,7 @@ BEGIN
     END IF;
 END
 $$;
+
+-- The planner's statistics for the rows rewritten and the tables made above (autovacuum would get there
+-- later): without them it may plan the search's joins badly until then.
+ANALYZE documents, chunks, access_lists, chunk_terms, term_statistics;
