@@ -381,8 +381,9 @@ async def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--shared-buffers",
-        default="1GB",
-        help="PostgreSQL shared_buffers for the local server (a managed server sets its own)",
+        default="4GB",
+        help="PostgreSQL shared_buffers for the local server (a managed server sets its own): room for this"
+        " app's indexes and, with --compare, the sample's, as a server sized for them would have",
     )
     arguments = parser.parse_args(argv)
 

@@ -9,7 +9,7 @@ import pytest
 
 from apps.chat.access import AccessFilter
 from apps.chat.database import Database
-from apps.chat.search import Searcher, SearchRequest
+from apps.chat.search import Searcher, SearchRequest, SearchResult, fuse
 
 QUESTIONS = {
     "how many vacation days do employees get": "vacation.md",
@@ -77,8 +77,9 @@ def test_stopword_only_query_returns_no_text_results(chat_app):
 
 
 def test_each_kind_of_search_is_planned_once_per_connection(chat_app):
-    """Planning the hybrid query costs more than running it, so each connection prepares one
-    statement per retrieval mode and PostgreSQL reuses its generic plan (no planning per request)."""
+    """Planning a search costs more than running it, so each connection prepares one statement per kind and
+    PostgreSQL reuses its generic plan (no planning per request). The kinds here: text (a hybrid search's
+    text side and a text search), vectors with a hybrid search's candidates, vectors with a search's top."""
     settings = chat_app.settings.model_copy(update={"db_pool_min_size": 1, "db_pool_max_size": 1})
     see_all = AccessFilter(see_all=True, unrestricted_visible=True, user_ids=[], group_ids=[])
     embedding = [1.0] + [0.0] * (settings.embedding_dimensions - 1)
@@ -100,4 +101,29 @@ def test_each_kind_of_search_is_planned_once_per_connection(chat_app):
 
     plan_counts = asyncio.run(search_then_read_plan_counts())
 
-    assert sorted(plan_counts) == [(3, 0), (3, 0), (3, 0)]
+    assert sorted(plan_counts) == [(3, 0), (3, 0), (6, 0)]
+
+
+def _result(chunk_id: int) -> SearchResult:
+    return SearchResult(chunk_id, "title", "corpus/a.md", 1, f"chunk {chunk_id}", 0.0)
+
+
+def test_fusion_adds_reciprocal_ranks_and_breaks_ties_by_chunk_id():
+    vectors = [_result(7), _result(3), _result(9)]
+    text = [_result(3), _result(8), _result(7)]
+
+    fused = fuse([vectors, text], top=10, minimum_score=0.0)
+
+    assert [(r.chunk_id, r.score) for r in fused] == [
+        (3, pytest.approx(1 / 62 + 1 / 61)),
+        (7, pytest.approx(1 / 61 + 1 / 63)),
+        (8, pytest.approx(1 / 62)),
+        (9, pytest.approx(1 / 63)),
+    ]
+    assert fused[0].content == "chunk 3"
+
+
+def test_fusion_keeps_the_top_at_or_above_the_minimum_score():
+    fused = fuse([[_result(1), _result(2)], [_result(2), _result(1)]], top=1, minimum_score=0.0)
+    assert [r.chunk_id for r in fused] == [1]  # both score 1/61 + 1/62: the lower id first
+    assert fuse([[_result(1)], []], top=5, minimum_score=1 / 60) == []
