@@ -246,7 +246,9 @@ async def _skips_row_level_security(conn: psycopg.AsyncConnection) -> bool:
     and refuses to start if there is none (it would serve every document to every caller)."""
     row = await (
         await conn.execute(
-            "SELECT r.rolsuper OR r.rolbypassrls, coalesce(pg_has_role(to_regrole(%s), 'SET'), false)"
+            # SET ROLE needs the SET option from PostgreSQL 16 on, membership before.
+            "SELECT r.rolsuper OR r.rolbypassrls, coalesce(pg_has_role(to_regrole(%s),"
+            " CASE WHEN current_setting('server_version_num')::int >= 160000 THEN 'SET' ELSE 'MEMBER' END), false)"
             " FROM pg_roles r WHERE r.rolname = current_user",
             (UNPRIVILEGED_ROLE,),
         )

@@ -175,15 +175,18 @@ class Searcher:
     async def search(self, request: SearchRequest) -> list[SearchResult]:
         use_vectors = request.retrieval_mode in ("hybrid", "vectors") and request.embedding is not None
         use_text = request.retrieval_mode in ("hybrid", "text")
+        if not (use_vectors or use_text):
+            return []  # vectors asked for, but no embedding
         if not (use_vectors and use_text):
             return await self._one_side(request, use_vectors, request.top, request.minimum_score)
         # Hybrid: the two sides run at once, each on a pooled connection of its own, and are fused here, so
-        # a search takes about as long as its slower side instead of both.
+        # a search takes about as long as its slower side instead of both. If one fails, the other is
+        # cancelled (a task group), so it does not hold its connection for nothing.
         width = max(self.candidates, request.top)
-        sides = await asyncio.gather(
-            self._one_side(request, True, width, 0.0), self._one_side(request, False, width, 0.0)
-        )
-        return fuse(sides, request.top, request.minimum_score)
+        async with asyncio.TaskGroup() as sides:
+            vectors = sides.create_task(self._one_side(request, True, width, 0.0))
+            text = sides.create_task(self._one_side(request, False, width, 0.0))
+        return fuse([vectors.result(), text.result()], request.top, request.minimum_score)
 
     async def _one_side(
         self, request: SearchRequest, vectors: bool, top: int, minimum_score: float

@@ -26,9 +26,15 @@ CREATE TABLE access_lists (
     id serial PRIMARY KEY,
     -- Sorted and without repeats (access_list_for), so that one pair of lists has one row.
     allowed_user_ids text[] NOT NULL,
-    allowed_group_ids text[] NOT NULL,
-    UNIQUE (allowed_user_ids, allowed_group_ids)
+    allowed_group_ids text[] NOT NULL
 );
+-- Unique by a digest of the lists: a btree entry over the lists themselves is capped at about 2.7 KB,
+-- some 65 ids, and a document may list more. (Declared immutable: joining text arrays with fixed
+-- separators depends on no setting, though array_to_string is marked stable for other element types.)
+CREATE FUNCTION access_lists_digest(user_ids text[], group_ids text[]) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+RETURN md5(array_to_string(user_ids, chr(31), chr(29)) || chr(30) || array_to_string(group_ids, chr(31), chr(29)));
+CREATE UNIQUE INDEX access_lists_lists_idx ON access_lists (access_lists_digest(allowed_user_ids, allowed_group_ids));
 
 -- The id of the access list of these lists, made on first use.
 CREATE FUNCTION access_list_for(user_ids text[], group_ids text[]) RETURNS integer LANGUAGE plpgsql AS $$
@@ -40,7 +46,9 @@ BEGIN
     INSERT INTO access_lists (allowed_user_ids, allowed_group_ids) VALUES (users, groups)
     ON CONFLICT DO NOTHING RETURNING id INTO found;
     IF found IS NULL THEN
-        SELECT id INTO found FROM access_lists WHERE allowed_user_ids = users AND allowed_group_ids = groups;
+        SELECT id INTO found FROM access_lists
+        WHERE access_lists_digest(allowed_user_ids, allowed_group_ids) = access_lists_digest(users, groups)
+          AND allowed_user_ids = users AND allowed_group_ids = groups;
     END IF;
     RETURN found;
 END
@@ -130,22 +138,29 @@ BEGIN ATOMIC
     CROSS JOIN LATERAL unnest(c.search_vector) w;
 END;
 
--- Adds the given chunks to the term index and its statistics.
+-- Adds the given chunks to the term index and its statistics, reading their words once.
 CREATE FUNCTION index_chunk_terms(chunk_ids bigint[]) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    average_length float8;
 BEGIN
-    UPDATE corpus_statistics SET
-        chunks = chunks + cardinality(chunk_ids),
-        total_length = total_length + coalesce((SELECT sum(frequency) FROM chunk_words(chunk_ids)), 0)
-    RETURNING total_length::float8 / greatest(chunks, 1) INTO average_length;
+    -- The corpus row first: concurrent ingestions take turns from here on, so they never wait for each
+    -- other's term rows in opposite orders.
+    PERFORM 1 FROM corpus_statistics FOR UPDATE;
+    WITH words AS MATERIALIZED (
+        SELECT * FROM chunk_words(chunk_ids)
+    ),
+    corpus AS (
+        UPDATE corpus_statistics SET
+            chunks = chunks + cardinality(chunk_ids),
+            total_length = total_length + coalesce((SELECT sum(frequency) FROM words), 0)
+        RETURNING total_length::float8 / greatest(chunks, 1) AS average_length
+    ),
+    counted AS (
+        INSERT INTO term_statistics AS s (term, chunks)
+        SELECT term, count(*) FROM words GROUP BY term
+        ON CONFLICT (term) DO UPDATE SET chunks = s.chunks + EXCLUDED.chunks
+    )
     INSERT INTO chunk_terms (chunk_id, term, document_id, access_list_id, weight)
-    SELECT w.chunk_id, w.term, w.document_id, w.access_list_id, bm25_term_weight(w.frequency, w.length, average_length)
-    FROM chunk_words(chunk_ids) w;
-    -- In term order, so that two transactions never wait for each other's rows in opposite orders.
-    INSERT INTO term_statistics AS s (term, chunks)
-    SELECT w.term, count(*) FROM chunk_words(chunk_ids) w GROUP BY w.term ORDER BY w.term
-    ON CONFLICT (term) DO UPDATE SET chunks = s.chunks + EXCLUDED.chunks;
+    SELECT w.chunk_id, w.term, w.document_id, w.access_list_id, bm25_term_weight(w.frequency, w.length, c.average_length)
+    FROM words w CROSS JOIN corpus c;
 END
 $$;
 
@@ -252,6 +267,20 @@ BEGIN
         ALTER TABLE term_statistics OWNER TO azure_pg_admin;
         ALTER TABLE chunk_terms OWNER TO azure_pg_admin;
         ALTER TABLE access_lists OWNER TO azure_pg_admin;
+        -- The functions too, so that either identity may replace them in a later migration.
+        ALTER FUNCTION bm25_term_weight(integer, integer, float8) OWNER TO azure_pg_admin;
+        ALTER FUNCTION access_list_for(text[], text[]) OWNER TO azure_pg_admin;
+        ALTER FUNCTION access_lists_digest(text[], text[]) OWNER TO azure_pg_admin;
+        ALTER FUNCTION documents_take_access_list() OWNER TO azure_pg_admin;
+        ALTER FUNCTION chunks_take_access_list() OWNER TO azure_pg_admin;
+        ALTER FUNCTION chunks_follow_document_access() OWNER TO azure_pg_admin;
+        ALTER FUNCTION chunk_words(bigint[]) OWNER TO azure_pg_admin;
+        ALTER FUNCTION index_chunk_terms(bigint[]) OWNER TO azure_pg_admin;
+        ALTER FUNCTION chunk_terms_follow_chunks() OWNER TO azure_pg_admin;
+        ALTER FUNCTION acting_for_system() OWNER TO azure_pg_admin;
+        ALTER FUNCTION caller_sees_unrestricted() OWNER TO azure_pg_admin;
+        ALTER FUNCTION caller_user_ids() OWNER TO azure_pg_admin;
+        ALTER FUNCTION caller_group_ids() OWNER TO azure_pg_admin;
     END IF;
 EXCEPTION WHEN insufficient_privilege THEN
     GRANT SELECT, INSERT, UPDATE, DELETE ON corpus_statistics, term_statistics, chunk_terms, access_lists

@@ -149,3 +149,12 @@ async def _open_and_close(settings) -> None:
     database = Database(settings)
     await database.open()
     await database.close()
+
+
+def test_a_document_may_list_hundreds_of_readers(make_settings, private_corpus):
+    settings = make_settings()
+    readers = (*(str(uuid.uuid4()) for _ in range(300)), ALICE)
+    asyncio.run(ingest(settings, [private_corpus["alice"]], AccessList(user_ids=readers)))
+
+    assert visible(settings, UNFILTERED["chunks"], caller(ALICE)) == {"alice"}
+    assert visible(settings, UNFILTERED["chunks"], caller(BOB)) == set()
