@@ -47,11 +47,15 @@ class AccessFilter:
     unrestricted_visible: bool
     user_ids: list[str]
     group_ids: list[str]
+    # Whether the transaction may write documents and chunks: the system's own work only, never a caller's,
+    # even one who sees all documents (ENFORCE_ACCESS_CONTROL=false).
+    writes: bool = False
 
     def settings(self) -> dict[str, str]:
         """The transaction settings the row-level security policies read (aichat.*)."""
         return {
             "aichat.see_all": _on_off(self.see_all),
+            "aichat.writes": _on_off(self.writes),
             "aichat.unrestricted_visible": _on_off(self.unrestricted_visible),
             "aichat.user_ids": _array_literal(self.user_ids),
             "aichat.group_ids": _array_literal(self.group_ids),
@@ -69,7 +73,7 @@ def _array_literal(values: list[str]) -> str:
 
 
 # The system's own work (ingestion, administration, the health check): every document, and writes.
-SYSTEM = AccessFilter(see_all=True, unrestricted_visible=True, user_ids=[], group_ids=[])
+SYSTEM = AccessFilter(see_all=True, unrestricted_visible=True, user_ids=[], group_ids=[], writes=True)
 
 
 def caller_from_headers(headers: Mapping[str, str], settings: Settings) -> Caller:

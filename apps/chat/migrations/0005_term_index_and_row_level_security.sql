@@ -16,7 +16,8 @@
 -- 3. Row-level security. documents, chunks and chunk_terms show a transaction only the rows its caller
 --    may read, from per-transaction settings the app makes for each request (SET LOCAL through
 --    set_config(..., true), database.py): aichat.see_all, aichat.unrestricted_visible, aichat.user_ids,
---    aichat.group_ids. A transaction that made none sees nothing, and only the system (see_all) writes.
+--    aichat.group_ids; aichat.writes for the system's own work. A transaction that made none sees nothing,
+--    and only the system writes (a caller who sees all documents does not).
 --    FORCE applies the policies to the tables' owner too. Superusers and BYPASSRLS roles skip them: in
 --    Azure no user is either (PostgreSQL 16 rules, https://learn.microsoft.com/en-in/answers/questions/2006383);
 --    a local or self-managed server's superuser gets the unprivileged role aichat_app, which the app
@@ -207,8 +208,10 @@ DROP INDEX IF EXISTS chunks_search_vector_idx;
 
 -- The transaction's settings (access.py makes them). Policies call these in scalar subqueries, which
 -- PostgreSQL evaluates once per statement instead of once per row.
-CREATE FUNCTION acting_for_system() RETURNS boolean LANGUAGE sql STABLE
+CREATE FUNCTION caller_sees_all() RETURNS boolean LANGUAGE sql STABLE
 RETURN coalesce(current_setting('aichat.see_all', true), '') = 'on';
+CREATE FUNCTION writing_for_system() RETURNS boolean LANGUAGE sql STABLE
+RETURN coalesce(current_setting('aichat.writes', true), '') = 'on';
 CREATE FUNCTION caller_sees_unrestricted() RETURNS boolean LANGUAGE sql STABLE
 RETURN coalesce(current_setting('aichat.unrestricted_visible', true), '') = 'on';
 CREATE FUNCTION caller_user_ids() RETURNS text[] LANGUAGE sql STABLE
@@ -225,7 +228,7 @@ ALTER TABLE chunk_terms ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 -- is readable by every caller when unrestricted documents are visible; otherwise the caller's user id
 -- or one of their groups must be on its lists.
 CREATE POLICY access_lists_readable ON access_lists FOR SELECT USING (
-    (SELECT acting_for_system())
+    (SELECT caller_sees_all())
     OR (allowed_user_ids = '{{}}' AND allowed_group_ids = '{{}}' AND (SELECT caller_sees_unrestricted()))
     OR allowed_user_ids && (SELECT caller_user_ids())
     OR allowed_group_ids && (SELECT caller_group_ids())
@@ -237,7 +240,7 @@ DECLARE
     protected text;
 BEGIN
     FOREACH protected IN ARRAY ARRAY['documents', 'chunks', 'chunk_terms'] LOOP
-        EXECUTE format('CREATE POLICY %I ON %I FOR SELECT USING ((SELECT acting_for_system())'
+        EXECUTE format('CREATE POLICY %I ON %I FOR SELECT USING ((SELECT caller_sees_all())'
                        ' OR access_list_id IN (SELECT id FROM access_lists))', protected || '_readable', protected);
     END LOOP;
 END
@@ -249,11 +252,11 @@ DECLARE
     protected text;
 BEGIN
     FOREACH protected IN ARRAY ARRAY['access_lists', 'documents', 'chunks', 'chunk_terms'] LOOP
-        EXECUTE format('CREATE POLICY %I ON %I FOR INSERT WITH CHECK ((SELECT acting_for_system()))',
+        EXECUTE format('CREATE POLICY %I ON %I FOR INSERT WITH CHECK ((SELECT writing_for_system()))',
                        protected || '_inserted_by_system', protected);
-        EXECUTE format('CREATE POLICY %I ON %I FOR UPDATE USING ((SELECT acting_for_system()))'
-                       ' WITH CHECK ((SELECT acting_for_system()))', protected || '_updated_by_system', protected);
-        EXECUTE format('CREATE POLICY %I ON %I FOR DELETE USING ((SELECT acting_for_system()))',
+        EXECUTE format('CREATE POLICY %I ON %I FOR UPDATE USING ((SELECT writing_for_system()))'
+                       ' WITH CHECK ((SELECT writing_for_system()))', protected || '_updated_by_system', protected);
+        EXECUTE format('CREATE POLICY %I ON %I FOR DELETE USING ((SELECT writing_for_system()))',
                        protected || '_deleted_by_system', protected);
     END LOOP;
 END
@@ -277,7 +280,8 @@ BEGIN
         ALTER FUNCTION chunk_words(bigint[]) OWNER TO azure_pg_admin;
         ALTER FUNCTION index_chunk_terms(bigint[]) OWNER TO azure_pg_admin;
         ALTER FUNCTION chunk_terms_follow_chunks() OWNER TO azure_pg_admin;
-        ALTER FUNCTION acting_for_system() OWNER TO azure_pg_admin;
+        ALTER FUNCTION caller_sees_all() OWNER TO azure_pg_admin;
+        ALTER FUNCTION writing_for_system() OWNER TO azure_pg_admin;
         ALTER FUNCTION caller_sees_unrestricted() OWNER TO azure_pg_admin;
         ALTER FUNCTION caller_user_ids() OWNER TO azure_pg_admin;
         ALTER FUNCTION caller_group_ids() OWNER TO azure_pg_admin;

@@ -109,12 +109,17 @@ def test_a_caller_settings_end_with_their_transaction(private_database):
     assert asyncio.run(run()) == (4, 2, [])
 
 
-def test_only_the_system_writes_documents(private_database):
+@pytest.mark.parametrize(
+    "access",
+    [caller(ALICE), AccessFilter(see_all=True, unrestricted_visible=True, user_ids=[], group_ids=[])],
+    ids=["a caller", "a caller who sees all documents"],
+)
+def test_only_the_system_writes_documents(private_database, access):
     async def run():
         database = Database(private_database)
         await database.open()
         try:
-            async with database.transaction(caller(ALICE)) as conn:
+            async with database.transaction(access) as conn:
                 await conn.execute("INSERT INTO documents (source, title, content_hash) VALUES ('x/y.md', 'y', 'h')")
         finally:
             await database.close()
