@@ -65,14 +65,14 @@ class ChatService:
         searcher: Searcher,
         model: ModelClient | None,
         conversations: ConversationStore,
-        embed: Embed | None = None,
+        embed: Embed | None,
     ):
-        """`embed` makes the query's vector; without it, the model's (and without a model, text search only)."""
+        """`embed` makes the query's vector (services.embedding_function picks it); None: text search only."""
         self.settings = settings
         self.searcher = searcher
         self.model = model
         self.conversations = conversations
-        self.embed = embed or (model.embed if model else None)
+        self.embed = embed
 
     async def search(
         self, query: str, caller: Caller, overrides: Overrides, collection: str | None = None

@@ -169,9 +169,8 @@ class Database:
         self, query: Any, params: Any = None, *, access: AccessFilter | None = None, prepare: bool | None = None
     ) -> list[tuple]:
         """The rows of a read-only query; with `access`, in a transaction that reads documents and chunks
-        as it allows (one round trip). If the pooled connection turns
-        out to have died while idle, the pool drops its other dead connections and the query runs once
-        more on a fresh one."""
+        as it allows (one round trip). If the pooled connection turns out to have died while idle, the
+        pool drops its other dead connections and the query runs once more on a fresh one."""
         for attempt in (1, 2):
             conn = None
             try:

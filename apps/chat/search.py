@@ -11,9 +11,9 @@ the number of chunks that match it:
   first from the index on (term, weight DESC), at most `text_limit` per word (its posting list cut short,
   as search engines do with impact-ordered lists); the chunks that score best on those lists are then
   scored exactly, every query word they hold counted, and ranked by that BM25 score.
-A chunk's fused score is the RRF sum over the lists it appears in: 1 / (RRF_K + rank). Each side is one
-statement (HYBRID_SEARCH_SQL with the other side switched off); a hybrid search runs the two at once, on
-two pooled connections, and fuses them (`fuse`).
+Each side is one statement (SIDE_SQL around VECTOR_SIDE or TEXT_SIDE) that returns its chunks best first;
+a hybrid search runs the two at once, on two pooled connections. `fuse` scores every search: a chunk's
+score is the RRF sum over the lists it appears in, 1 / (RRF_K + rank).
 """
 
 from __future__ import annotations
@@ -51,28 +51,26 @@ WHERE length(heading) BETWEEN 4 AND 60
 ORDER BY md5(heading), heading
 LIMIT %(count)s
 """
-HYBRID_SEARCH_SQL = """
-WITH in_collection AS (
-    SELECT ARRAY(SELECT id FROM documents WHERE {any_collection} OR collection = %(collection)s::text) AS document_ids
-),
+# One side of a search: its ranked CTE `ranked` (id, rank) is spliced into SIDE_SQL.
+VECTOR_SIDE = """
 -- The collection filter is a scalar subquery (computed once), not a join: a join would stop the
 -- planner from walking the HNSW index in distance order.
 vector_candidates AS MATERIALIZED (
     SELECT c.id, c.embedding::halfvec({dimensions}) <=> %(embedding)b::vector::halfvec({dimensions}) AS distance
     FROM chunks c
-    WHERE {use_vectors} AND c.embedding IS NOT NULL
+    WHERE c.embedding IS NOT NULL
       AND ({any_collection} OR c.document_id = ANY ((SELECT document_ids FROM in_collection)::bigint[]))
     -- The expression of the half-precision HNSW index (migration 0006).
     ORDER BY c.embedding::halfvec({dimensions}) <=> %(embedding)b::vector::halfvec({dimensions})
     LIMIT {candidates}
 ),
-vector_ranked AS (
+ranked AS (
     SELECT id, row_number() OVER (ORDER BY distance, id) AS rank FROM vector_candidates
-),
+)"""
+TEXT_SIDE = """
 query_terms AS (
     SELECT DISTINCT word.lexeme AS term
     FROM unnest(to_tsvector('english', %(query)s)) AS word
-    WHERE {use_text}
     LIMIT {max_query_words}
 ),
 -- BM25's inverse document frequency of each query word (Lucene's form, never negative).
@@ -105,7 +103,7 @@ text_shortlist AS MATERIALIZED (
 query_idf AS MATERIALIZED (
     SELECT array_agg(term ORDER BY term) AS terms, array_agg(idf ORDER BY term) AS idfs FROM term_idf
 ),
-text_ranked AS (
+ranked AS (
     SELECT s.chunk_id AS id, row_number() OVER (ORDER BY exact.score DESC, s.chunk_id) AS rank
     FROM text_shortlist s
     CROSS JOIN query_idf q
@@ -114,23 +112,21 @@ text_ranked AS (
         FROM chunk_terms ct
         WHERE ct.chunk_id = s.chunk_id AND ct.term = ANY (q.terms)
     ) exact
-    ORDER BY rank
-    LIMIT {candidates}
+)"""
+# The side's best `top` chunks, best first; only those are read from the tables.
+SIDE_SQL = """
+WITH in_collection AS (
+    SELECT ARRAY(SELECT id FROM documents WHERE {any_collection} OR collection = %(collection)s::text) AS document_ids
 ),
-fused AS (
-    SELECT id, sum(1.0 / ({rrf_k} + rank)) AS score
-    FROM (SELECT id, rank FROM vector_ranked UNION ALL SELECT id, rank FROM text_ranked) ranked
-    GROUP BY id
-),
--- The best first, so that only the chunks returned are read.
+{side},
 best AS MATERIALIZED (
-    SELECT id, score FROM fused WHERE score >= %(minimum_score)s ORDER BY score DESC, id LIMIT %(top)s
+    SELECT id, rank FROM ranked ORDER BY rank LIMIT %(top)s
 )
-SELECT c.id, d.title, d.source, c.page, c.content, f.score::float8, c.anchor, c.section, c.ordinal
-FROM best f
-JOIN chunks c ON c.id = f.id
+SELECT c.id, d.title, d.source, c.page, c.content, c.anchor, c.section, c.ordinal
+FROM best b
+JOIN chunks c ON c.id = b.id
 JOIN documents d ON d.id = c.document_id
-ORDER BY f.score DESC, c.id
+ORDER BY b.rank
 """
 
 
@@ -175,30 +171,26 @@ class Searcher:
     async def search(self, request: SearchRequest) -> list[SearchResult]:
         use_vectors = request.retrieval_mode in ("hybrid", "vectors") and request.embedding is not None
         use_text = request.retrieval_mode in ("hybrid", "text")
-        if not (use_vectors or use_text):
-            return []  # vectors asked for, but no embedding
         if not (use_vectors and use_text):
-            return await self._one_side(request, use_vectors, request.top, request.minimum_score)
+            sides = [await self._one_side(request, use_vectors, request.top)] if use_vectors or use_text else []
+            return fuse(sides, request.top, request.minimum_score)
         # Hybrid: the two sides run at once, each on a pooled connection of its own, and are fused here, so
         # a search takes about as long as its slower side instead of both. If one fails, the other is
         # cancelled (a task group), so it does not hold its connection for nothing.
         width = max(self.candidates, request.top)
         async with asyncio.TaskGroup() as sides:
-            vectors = sides.create_task(self._one_side(request, True, width, 0.0))
-            text = sides.create_task(self._one_side(request, False, width, 0.0))
+            vectors = sides.create_task(self._one_side(request, True, width))
+            text = sides.create_task(self._one_side(request, False, width))
         return fuse([vectors.result(), text.result()], request.top, request.minimum_score)
 
-    async def _one_side(
-        self, request: SearchRequest, vectors: bool, top: int, minimum_score: float
-    ) -> list[SearchResult]:
-        """The best `top` chunks by vectors or by text, best first, each scored 1 / (RRF_K + rank)."""
+    async def _one_side(self, request: SearchRequest, vectors: bool, top: int) -> list[SearchResult]:
+        """The best `top` chunks by vectors or by text, best first (unscored: `fuse` scores them)."""
         statement = search_statement(
-            use_vectors=vectors,
-            use_text=not vectors,
+            vectors=vectors,
             any_collection=request.collection is None,
             dimensions=self.database.settings.embedding_dimensions,
             # Text: the candidates the exact BM25 ranking picks from; vectors: the results are the candidates.
-            candidates=max(self.candidates, top) if not vectors else top,
+            candidates=top if vectors else max(self.candidates, top),
             text_limit=self.text_limit,
         )
         parameters = {
@@ -206,12 +198,11 @@ class Searcher:
             # Bound in binary (%(embedding)b): 4 bytes a dimension instead of about 20 characters of text.
             "embedding": Vector(request.embedding) if vectors else None,
             "query": request.query,
-            "minimum_score": minimum_score,
             "top": top,
         }
         # prepare=True: each connection plans this statement once (see search_statement).
         rows = await self.database.fetch_all(statement, parameters, access=request.access, prepare=True)
-        return [SearchResult(*row[:7], tuple(row[7]), row[8]) for row in rows]
+        return [SearchResult(*row[:5], 0.0, row[5], tuple(row[6]), row[7]) for row in rows]
 
     async def collection_names(self) -> list[str]:
         """The collections there are (a search may be narrowed to one)."""
@@ -268,29 +259,21 @@ def _overlap(text: str, following: str, shortest: int = 8) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def search_statement(
-    *, use_vectors: bool, use_text: bool, any_collection: bool, candidates: int, text_limit: int, dimensions: int
-) -> str:
-    """HYBRID_SEARCH_SQL with the switches and limits written in as constants.
+def search_statement(*, vectors: bool, any_collection: bool, candidates: int, text_limit: int, dimensions: int) -> str:
+    """SIDE_SQL for one side, with its switches and limits written in as constants.
 
     Planning this query costs more than running it on a warm index, so the app prepares it once per
     connection and PostgreSQL reuses one generic plan (plan_cache_mode, database.py). With the switches
-    as constants that plan is the right one for each combination: a side that is off (`false AND ...`)
-    is folded away, and the HNSW scan is planned for a known LIMIT. There are few combinations: three
-    retrieval modes, with or without a collection, and the candidate count.
+    as constants that plan is the right one for each combination, and the HNSW scan is planned for a
+    known LIMIT. There are few combinations: two sides, with or without a collection, and the candidate
+    count.
     """
-    return (
-        sql.SQL(HYBRID_SEARCH_SQL)
-        .format(
-            use_vectors=sql.Literal(use_vectors),
-            use_text=sql.Literal(use_text),
-            any_collection=sql.Literal(any_collection),
-            dimensions=sql.Literal(dimensions),
-            candidates=sql.Literal(candidates),
-            text_limit=sql.Literal(text_limit),
-            shortlist=sql.Literal(TEXT_SHORTLIST_PER_CANDIDATE * candidates),
-            max_query_words=sql.Literal(MAX_QUERY_WORDS),
-            rrf_k=sql.Literal(RRF_K),
-        )
-        .as_string()
+    side = sql.SQL(VECTOR_SIDE if vectors else TEXT_SIDE).format(
+        any_collection=sql.Literal(any_collection),
+        dimensions=sql.Literal(dimensions),
+        candidates=sql.Literal(candidates),
+        text_limit=sql.Literal(text_limit),
+        shortlist=sql.Literal(TEXT_SHORTLIST_PER_CANDIDATE * candidates),
+        max_query_words=sql.Literal(MAX_QUERY_WORDS),
     )
+    return sql.SQL(SIDE_SQL).format(any_collection=sql.Literal(any_collection), side=side).as_string()

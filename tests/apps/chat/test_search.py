@@ -94,7 +94,7 @@ def test_each_kind_of_search_is_planned_once_per_connection(chat_app):
                     assert await searcher.search(SearchRequest("vacation days", 5, 0.0, mode, embedding, see_all))
             return await database.fetch_all(
                 "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE %s",
-                ("%vector_candidates%",),
+                ("%in_collection%",),
             )
         finally:
             await database.close()
