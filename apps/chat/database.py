@@ -179,11 +179,13 @@ class Database:
                         return await (await conn.execute(query, params, prepare=prepare)).fetchall()
                     # Both statements go before one Sync message, so PostgreSQL runs them as one implicit
                     # transaction (protocol docs, "Pipelining"): the settings hold for the query and end
-                    # with it, without the two round trips of BEGIN and COMMIT.
+                    # with it, without the two round trips of BEGIN and COMMIT. The rows are read after the
+                    # pipeline ends: leaving it sends the Sync and collects every result in one round trip,
+                    # where reading inside it would take one round trip for the rows and one for the Sync.
                     async with conn.pipeline():
                         await conn.execute(APPLY_ACCESS_SQL, access.settings(), prepare=True)
                         cursor = await conn.execute(query, params, prepare=prepare)
-                        return await cursor.fetchall()
+                    return await cursor.fetchall()
             except psycopg.OperationalError:
                 if attempt == 2 or conn is None or not conn.broken:
                     raise

@@ -33,8 +33,10 @@ from .database import Database
 
 RRF_K = 60
 MAX_QUERY_WORDS = 12  # distinct words of a query used for full-text lookups
-# How many chunks, per text candidate wanted, get their exact BM25 score computed.
-TEXT_SHORTLIST_PER_CANDIDATE = 4
+# How many chunks, per text candidate wanted, get their exact BM25 score computed. Each costs an index
+# descent; with 100 chunks read per word (TEXT_SEARCH_CANDIDATE_LIMIT), 2 ranks NFCorpus as well as 4 did
+# with 50 (benchmarks/README.md, "Retrieval quality").
+TEXT_SHORTLIST_PER_CANDIDATE = 2
 
 # Switches and limits in braces are written into the text as constants (search_statement);
 # %(name)s are bind parameters.
@@ -51,7 +53,7 @@ WHERE length(heading) BETWEEN 4 AND 60
 ORDER BY md5(heading), heading
 LIMIT %(count)s
 """
-# One side of a search: its ranked CTE `ranked` (id, rank) is spliced into SIDE_SQL.
+# One side of a search: its CTE `ranked` (id, sort_key), best first by sort_key then id, is spliced into SIDE_SQL.
 VECTOR_SIDE = """
 -- The collection filter is a scalar subquery (computed once), not a join: a join would stop the
 -- planner from walking the HNSW index in distance order.
@@ -65,20 +67,23 @@ vector_candidates AS MATERIALIZED (
     LIMIT {candidates}
 ),
 ranked AS (
-    SELECT id, row_number() OVER (ORDER BY distance, id) AS rank FROM vector_candidates
+    SELECT id, distance AS sort_key FROM vector_candidates
 )"""
 TEXT_SIDE = """
+-- The query's distinct words (tsvector_to_array returns them sorted, without repeats).
 query_terms AS (
-    SELECT DISTINCT word.lexeme AS term
-    FROM unnest(to_tsvector('english', %(query)s)) AS word
+    SELECT word AS term FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS word
     LIMIT {max_query_words}
 ),
--- BM25's inverse document frequency of each query word (Lucene's form, never negative).
+-- BM25's inverse document frequency of each query word (Lucene's form, never negative). The corpus size is
+-- a scalar subquery: as a join, the planner would take corpus_statistics for the many rows its updates
+-- leave dead, and size the aggregation below for them (a tenth of a millisecond a search).
 term_idf AS MATERIALIZED (
-    SELECT q.term, ln(1 + (n.chunks - s.chunks + 0.5) / (s.chunks + 0.5)) AS idf
+    -- In float8 (0.5::float8): with a bare 0.5 the arithmetic, and every score below, would be numeric, which
+    -- costs a fifth of the text search's time.
+    SELECT q.term, ln(1 + ((SELECT chunks FROM corpus_statistics) - s.chunks + 0.5::float8) / (s.chunks + 0.5::float8)) AS idf
     FROM query_terms q
     JOIN term_statistics s ON s.term = q.term AND s.chunks > 0
-    CROSS JOIN corpus_statistics n
 ),
 -- Each word's best chunks, read in weight order from the index (term, weight DESC).
 postings AS MATERIALIZED (
@@ -99,19 +104,22 @@ text_shortlist AS MATERIALIZED (
     ORDER BY sum(score) DESC, chunk_id
     LIMIT {shortlist}
 ),
--- ...then by their exact BM25 score: every query word's weight in the chunk (one index descent a word).
+-- ...then by their exact BM25 score: every query word's weight in the chunk.
 query_idf AS MATERIALIZED (
     SELECT array_agg(term ORDER BY term) AS terms, array_agg(idf ORDER BY term) AS idfs FROM term_idf
 ),
 ranked AS (
-    SELECT s.chunk_id AS id, row_number() OVER (ORDER BY exact.score DESC, s.chunk_id) AS rank
+    SELECT s.chunk_id AS id, -sum(w.weight * q.idfs[array_position(q.terms, w.term)]) AS sort_key
     FROM text_shortlist s
     CROSS JOIN query_idf q
     CROSS JOIN LATERAL (
-        SELECT sum(ct.weight * q.idfs[array_position(q.terms, ct.term)]) AS score
-        FROM chunk_terms ct
+        SELECT ct.term, ct.weight FROM chunk_terms ct
         WHERE ct.chunk_id = s.chunk_id AND ct.term = ANY (q.terms)
-    ) exact
+        -- OFFSET 0 keeps this a subquery of its own, read by one descent of the primary key (chunk_id,
+        -- term) a chunk: merged into the join, the generic plan may read the words' whole lists instead.
+        OFFSET 0
+    ) w
+    GROUP BY s.chunk_id
 )"""
 # The side's best `top` chunks, best first; only those are read from the tables.
 SIDE_SQL = """
@@ -120,13 +128,13 @@ WITH in_collection AS (
 ),
 {side},
 best AS MATERIALIZED (
-    SELECT id, rank FROM ranked ORDER BY rank LIMIT %(top)s
+    SELECT id, sort_key FROM ranked ORDER BY sort_key, id LIMIT %(top)s
 )
 SELECT c.id, d.title, d.source, c.page, c.content, c.anchor, c.section, c.ordinal
 FROM best b
 JOIN chunks c ON c.id = b.id
 JOIN documents d ON d.id = c.document_id
-ORDER BY b.rank
+ORDER BY b.sort_key, b.id
 """
 
 

@@ -99,7 +99,7 @@ class Settings(BaseSettings):
     search_minimum_score: float = Field(0.0, ge=0.0, le=1.0)
     # Each side of the hybrid search is bounded before fusion (search.py explains how).
     search_candidates: int = Field(20, ge=1, le=1000)
-    text_search_candidate_limit: int = Field(50, ge=5, le=100000)
+    text_search_candidate_limit: int = Field(100, ge=5, le=100000)
     hnsw_ef_search: int = Field(40, ge=1, le=1000)
     # Chunks and their overlap, in characters.
     chunk_size: int = Field(1000, ge=100, le=20000)
