@@ -1,9 +1,10 @@
 """Ingestion throughput into PostgreSQL, in chunks per second (target >= 1,000).
 
-    python -m benchmarks.ingest_throughput [--files 200] [--dimensions 1024]
+    python -m benchmarks.ingest_throughput [--files 200] [--dimensions 1024] [--concurrency 2]
 
-Runs the app's own ingestion (read, parse, chunk, embed, write in one transaction per file,
-with the full-text and HNSW indexes in place) into a fresh embedded PostgreSQL. Embeddings come
+Runs the app's own ingestion (read, parse, chunk, embed, write in one transaction per file, --concurrency
+files at once, the app's INGEST_CONCURRENCY default unless given, with the full-text and HNSW indexes in
+place) into a fresh embedded PostgreSQL. Embeddings come
 from a fast deterministic stand-in (a vector picked by the chunk's hash from a fixed set), so the
 figure measures the app and the database, not a model.
 """
@@ -63,6 +64,7 @@ async def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--files", type=int, default=200)
     parser.add_argument("--dimensions", type=int, default=1024, choices=[1024, 1536])
+    parser.add_argument("--concurrency", type=int, default=Settings().ingest_concurrency, help="files at once")
     arguments = parser.parse_args(argv)
 
     workspace = Path(tempfile.mkdtemp(prefix="chat-ingest-benchmark-"))
@@ -71,7 +73,9 @@ async def main(argv: list[str] | None = None) -> int:
         corpus.mkdir()
         write_corpus(corpus, arguments.files, ZipfWords(vocabulary(30_000), random.Random(3)))
         settings = Settings(
-            embedding_dimensions=arguments.dimensions, database_url=start_embedded_postgres(workspace / "db")
+            embedding_dimensions=arguments.dimensions,
+            database_url=start_embedded_postgres(workspace / "db"),
+            ingest_concurrency=arguments.concurrency,
         )
         database = Database(settings)
         await database.open()
@@ -82,6 +86,7 @@ async def main(argv: list[str] | None = None) -> int:
                 "stand-in",
                 settings.chunk_size,
                 settings.chunk_overlap,
+                concurrency=settings.ingest_concurrency,
             )
             started = time.perf_counter()
             report = await ingestor.ingest_paths([corpus])

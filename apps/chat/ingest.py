@@ -16,12 +16,13 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from pgvector import Vector
 
 from .access import SYSTEM
+from .concurrency import all_or_first_error
 from .database import Database
 from .documents import Chunk, DocumentError, ParsedDocument, parse_document, split_into_chunks
 from .sources import Scan, SourceFile, find_source_files
@@ -61,6 +62,11 @@ class IngestReport:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (source or path, reason)
     chunks_written: int = 0
 
+    def add(self, other: IngestReport) -> None:
+        """Append another report's outcomes to this one's."""
+        for item in fields(self):  # lists are joined, counts summed
+            setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
+
     def summary(self) -> str:
         lines = [
             f"added {len(self.added)}, replaced {len(self.replaced)}, unchanged {len(self.unchanged)},"
@@ -80,8 +86,11 @@ class Ingestor:
         embedding_model: str,
         chunk_size: int,
         chunk_overlap: int,
+        *,
+        concurrency: int = 1,
     ):
         self.database = database
+        self.concurrency = concurrency
         self.embed = embed
         # Recorded per document so that switching models (or turning one on) re-embeds everything.
         self.embedding_model = embedding_model if embed else ""
@@ -103,16 +112,34 @@ class Ingestor:
         scans, report.failed = await asyncio.to_thread(find_source_files, list(paths), roots, collection)
         for scan in scans:
             await self._record_collection(scan)
-            for source_file in scan.files:
-                try:
-                    data, content_hash = await asyncio.to_thread(self._read, source_file.path)
-                except OSError as error:
-                    report.failed.append((source_file.source, f"cannot read file: {error.strerror or error}"))
-                    continue
-                await self._ingest_file(source_file, data, content_hash, access, report)
+            await self._ingest_files(scan.files, access, report)
             if sync and scan.folder is not None:
                 report.removed += await self._remove_missing(scan)
         return report
+
+    async def _ingest_files(self, files: Sequence[SourceFile], access: AccessList, report: IngestReport) -> None:
+        """Up to `concurrency` files at once, each in its own transaction: while one file's chunks are
+        written, the next is parsed and embedded, and the database inserts two files' chunks into the
+        HNSW index on two cores (migration 0007: they take turns only for the term index's word counts).
+        The report lists the files in the scan's order, whichever finishes first."""
+        outcomes = [IngestReport() for _ in files]
+        queue = iter(zip(files, outcomes, strict=True))
+
+        async def worker() -> None:
+            for source_file, outcome in queue:  # one iterator for all workers: each file is taken once
+                await self._read_and_ingest(source_file, access, outcome)
+
+        await all_or_first_error(*(worker() for _ in range(min(self.concurrency, len(files)))))
+        for outcome in outcomes:
+            report.add(outcome)
+
+    async def _read_and_ingest(self, source_file: SourceFile, access: AccessList, report: IngestReport) -> None:
+        try:
+            data, content_hash = await asyncio.to_thread(self._read, source_file.path)
+        except OSError as error:
+            report.failed.append((source_file.source, f"cannot read file: {error.strerror or error}"))
+            return
+        await self._ingest_file(source_file, data, content_hash, access, report)
 
     def _read(self, path: Path) -> tuple[bytes, str]:
         """The file's bytes and their content hash (which names the chunking too)."""

@@ -18,7 +18,6 @@ score is the RRF sum over the lists it appears in, 1 / (RRF_K + rank).
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import functools
 import itertools
@@ -29,6 +28,7 @@ from psycopg import sql
 
 from . import citations
 from .access import AccessFilter
+from .concurrency import all_or_first_error
 from .database import Database
 
 RRF_K = 60
@@ -184,12 +184,10 @@ class Searcher:
             return fuse(sides, request.top, request.minimum_score)
         # Hybrid: the two sides run at once, each on a pooled connection of its own, and are fused here, so
         # a search takes about as long as its slower side instead of both. If one fails, the other is
-        # cancelled (a task group), so it does not hold its connection for nothing.
+        # cancelled, so it does not hold its connection for nothing.
         width = max(self.candidates, request.top)
-        async with asyncio.TaskGroup() as sides:
-            vectors = sides.create_task(self._one_side(request, True, width))
-            text = sides.create_task(self._one_side(request, False, width))
-        return fuse([vectors.result(), text.result()], request.top, request.minimum_score)
+        sides = await all_or_first_error(self._one_side(request, True, width), self._one_side(request, False, width))
+        return fuse(sides, request.top, request.minimum_score)
 
     async def _one_side(self, request: SearchRequest, vectors: bool, top: int) -> list[SearchResult]:
         """The best `top` chunks by vectors or by text, best first (unscored: `fuse` scores them)."""

@@ -63,6 +63,7 @@ class AppServices:
             settings.embedding_model,
             settings.chunk_size,
             settings.chunk_overlap,
+            concurrency=settings.ingest_concurrency,
         )
 
 

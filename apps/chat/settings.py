@@ -104,6 +104,8 @@ class Settings(BaseSettings):
     # Chunks and their overlap, in characters.
     chunk_size: int = Field(1000, ge=100, le=20000)
     chunk_overlap: int = Field(200, ge=0, le=10000)
+    # Files ingested at once, each in its own transaction on a pooled connection (ingest.py).
+    ingest_concurrency: int = Field(2, ge=1, le=16)
 
     # Access control: "app_service" trusts the App Service authentication headers; "none" ignores them.
     auth_mode: Literal["none", "app_service"] = "none"
@@ -242,4 +244,10 @@ def _contradictions(settings: Settings) -> list[str]:
         )
     if settings.db_pool_min_size > settings.db_pool_max_size:
         problems.append("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
+    if settings.ingest_concurrency > settings.db_pool_max_size:
+        # Each file in flight holds a pooled connection for its transaction; the rest would wait for one.
+        problems.append(
+            f"INGEST_CONCURRENCY ({settings.ingest_concurrency}) must not exceed DB_POOL_MAX_SIZE"
+            f" ({settings.db_pool_max_size})"
+        )
     return problems

@@ -177,6 +177,8 @@ def test_health_check_reports_503_while_the_database_is_down_and_recovers(make_s
             stop_immediately(server)
             down = app.client.get("/healthz")
             chat = app.client.post("/chat", json={"messages": [{"role": "user", "content": "hi"}]})
+            # A hybrid search runs its two sides at once: the failure is still the database's.
+            search = app.client.get("/api/search", params={"q": "parking", "retrieval_mode": "hybrid"})
             server.ensure_postgres_running()
             recovered = app.client.get("/healthz")
 
@@ -184,6 +186,7 @@ def test_health_check_reports_503_while_the_database_is_down_and_recovers(make_s
     assert down.status_code == 503 and down.json()["database"]["status"] == "unreachable"
     assert "/" not in down.json()["database"]["error"]  # the kind of failure only, no socket path or host
     assert chat.status_code == 503 and "database is unavailable" in chat.json()["error"]
+    assert search.status_code == 503 and "database is unavailable" in search.json()["error"]
     assert recovered.status_code == 200, recovered.text
 
 

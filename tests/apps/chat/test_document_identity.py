@@ -244,6 +244,7 @@ def test_a_database_that_dies_mid_ingest_ends_the_command_with_one_line_and_noth
             monkeypatch.setenv(name, value)
         monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
         monkeypatch.delenv("AZURE_OPENAI_ENDPOINT", raising=False)
+        monkeypatch.setenv("INGEST_CONCURRENCY", "1")  # one file at a time: "the second document" is well defined
         write(corpus_dir / "long.md", "# Long\n\n" + "A sentence about nothing much. " * 200)
         original = ingest_module.Ingestor._replace_document
         written: list[str] = []

@@ -38,6 +38,21 @@ def test_ingests_every_supported_format_with_embeddings(make_settings, corpus_di
     assert len(fake_openai.requests_to("/embeddings")) <= len(CORPUS)
 
 
+def test_files_ingested_at_once_are_reported_in_the_order_of_the_scan(make_settings, corpus_dir):
+    """With several files in flight the report still lists them as the folder is scanned (by name), not
+    as they happen to finish."""
+    serial = asyncio.run(ingest(make_settings(ingest_concurrency=1), [corpus_dir]))
+    for name in CORPUS:  # every file changes, so each is parsed, embedded and written again
+        (corpus_dir / name).write_text((corpus_dir / name).read_text() + "\n")
+    for name in ("aa-first.md", "zz-last.md"):
+        (corpus_dir / name).write_text(f"# {name}\n\nOne more note.\n")
+    concurrent = asyncio.run(ingest(make_settings(ingest_concurrency=4), [corpus_dir]))
+
+    assert serial.added == sorted(serial.added) and len(serial.added) == len(CORPUS)
+    assert concurrent.replaced == serial.added
+    assert [source.rsplit("/", 1)[-1] for source in concurrent.added] == ["aa-first.md", "zz-last.md"]
+
+
 def test_reingesting_unchanged_files_changes_nothing(make_settings, corpus_dir, database_url, fake_openai):
     settings = make_settings()
     asyncio.run(ingest(settings, [corpus_dir]))

@@ -70,6 +70,14 @@ def test_keys_are_refused_with_azure_and_overlap_must_be_smaller_than_chunks():
         load_settings({"CHUNK_SIZE": "500", "CHUNK_OVERLAP": "500"})
 
 
+def test_more_files_in_flight_than_pooled_connections_is_refused():
+    with pytest.raises(SettingsError, match=r"INGEST_CONCURRENCY \(12\) must not exceed DB_POOL_MAX_SIZE \(10\)"):
+        load_settings({"INGEST_CONCURRENCY": "12"})
+    with pytest.raises(SettingsError, match="INGEST_CONCURRENCY must be between 1 and 16"):
+        load_settings({"INGEST_CONCURRENCY": "0"})
+    assert load_settings({"INGEST_CONCURRENCY": "12", "DB_POOL_MAX_SIZE": "12"}).ingest_concurrency == 12
+
+
 def test_chunks_overlap_stay_within_size_and_keep_their_page():
     words = " ".join(f"word{number}." for number in range(400))
     chunks = split_into_chunks([Page(1, words), Page(2, "Second page text.")], chunk_size=300, overlap=60)

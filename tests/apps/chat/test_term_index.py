@@ -58,6 +58,30 @@ def test_the_index_follows_ingestion_edits_removals_updates_and_truncation(make_
     assert_index_matches_chunks(database_url)
 
 
+def test_the_index_stays_exact_when_files_are_ingested_and_replaced_at_once(make_settings, tmp_path, database_url):
+    """Four files at a time write their term rows at once and take turns for the word counts (migration
+    0007): no count is lost or doubled, and replacing documents (their old chunks deleted in the same
+    transactions) does not deadlock against new ones."""
+    folder = tmp_path / "many"
+    folder.mkdir()
+    words = ["harbour", "ledger", "orchard", "quarry", "saddle", "tundra", "velvet", "walnut"]
+    for number in range(24):
+        picked = " ".join(words[(number + offset) % len(words)] for offset in range(number % 5 + 1))
+        (folder / f"note-{number:02d}.md").write_text(f"# Note {number}\n\nThe {picked} note number {number}.\n")
+    settings = make_settings(ingest_concurrency=4)
+
+    first = asyncio.run(ingest(settings, [folder]))
+    assert len(first.added) == 24 and first.failed == []
+    assert_index_matches_chunks(database_url)
+
+    for number in range(0, 24, 2):  # half change, and the new documents go in beside their replacement
+        (folder / f"note-{number:02d}.md").write_text(f"# Note {number}\n\nA rewritten {words[number % 8]} note.\n")
+        (folder / f"extra-{number:02d}.md").write_text(f"# Extra {number}\n\nAn extra {words[-1 - number % 8]} note.\n")
+    second = asyncio.run(ingest(settings, [folder]))
+    assert (len(second.replaced), len(second.added), len(second.unchanged)) == (12, 12, 12)
+    assert_index_matches_chunks(database_url)
+
+
 TEXTS = [
     "The zeppelin hangar opens at dawn and the zeppelin crew checks the hangar doors.",
     "A hangar for gliders stands beside the runway, far from any zeppelin.",
