@@ -89,6 +89,8 @@ class Ingestor:
         *,
         concurrency: int = 1,
     ):
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self.database = database
         self.concurrency = concurrency
         self.embed = embed
@@ -119,9 +121,10 @@ class Ingestor:
 
     async def _ingest_files(self, files: Sequence[SourceFile], access: AccessList, report: IngestReport) -> None:
         """Up to `concurrency` files at once, each in its own transaction: while one file's chunks are
-        written, the next is parsed and embedded, and the database inserts two files' chunks into the
-        HNSW index on two cores (migration 0007: they take turns only for the term index's word counts).
-        The report lists the files in the scan's order, whichever finishes first."""
+        written, the next is parsed and embedded, and the database indexes several files' chunks on as many
+        cores. New documents take turns only for the term index's word counts (migration 0007); a changed
+        document from the deletion of its old chunks on. The report lists the files in the scan's order,
+        whichever finishes first."""
         outcomes = [IngestReport() for _ in files]
         queue = iter(zip(files, outcomes, strict=True))
 

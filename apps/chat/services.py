@@ -63,7 +63,9 @@ class AppServices:
             settings.embedding_model,
             settings.chunk_size,
             settings.chunk_overlap,
-            concurrency=settings.ingest_concurrency,
+            # A file in flight holds a pooled connection while it is written; more files than connections
+            # would only queue for them (and a long queue ends in the pool's timeout).
+            concurrency=min(settings.ingest_concurrency, settings.db_pool_max_size),
         )
 
 

@@ -244,10 +244,4 @@ def _contradictions(settings: Settings) -> list[str]:
         )
     if settings.db_pool_min_size > settings.db_pool_max_size:
         problems.append("DB_POOL_MIN_SIZE must not exceed DB_POOL_MAX_SIZE")
-    if settings.ingest_concurrency > settings.db_pool_max_size:
-        # Each file in flight holds a pooled connection for its transaction; the rest would wait for one.
-        problems.append(
-            f"INGEST_CONCURRENCY ({settings.ingest_concurrency}) must not exceed DB_POOL_MAX_SIZE"
-            f" ({settings.db_pool_max_size})"
-        )
     return problems

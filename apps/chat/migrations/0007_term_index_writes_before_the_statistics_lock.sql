@@ -9,6 +9,10 @@
 --    deletes a document's old chunks before it inserts the new ones, also for a new document, which has
 --    none: that empty delete locked corpus_statistics at the start of every ingestion's transaction, so
 --    ingestions never overlapped, and left a dead row version of corpus_statistics each time.
+--    A changed document's old chunks are still deleted first, so its ingestion takes its turn from there on:
+--    it holds the lock while it writes the new chunks.
+-- CREATE OR REPLACE needs the functions' owner: migration 0005 gave them to azure_pg_admin, the group of
+-- every Entra administrator, so the app or the ingestion job may run this.
 
 CREATE OR REPLACE FUNCTION index_chunk_terms(chunk_ids bigint[]) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE

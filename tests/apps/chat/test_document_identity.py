@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
@@ -231,10 +232,22 @@ async def open_and_close(settings) -> None:
     await database.close()
 
 
-def test_a_database_that_dies_mid_ingest_ends_the_command_with_one_line_and_nothing_half_written(
-    make_settings, corpus_dir, monkeypatch, capsys
-):
-    """The server is killed in the middle of writing the second document's chunks."""
+@dataclass
+class Outage:
+    """What `ingest` did when the server died under it, and what the next `ingest` did."""
+
+    exit_code: int
+    out: str
+    err: str
+    stored: list[tuple[str, int]]  # (source, chunks) of the documents in the database after it
+    written: list[str]  # the documents whose transaction finished before the server died
+    again_exit_code: int
+    again_out: str
+
+
+def ingest_while_the_server_dies(make_settings, corpus_dir, monkeypatch, capsys, concurrency: int):
+    """`ingest` with the server killed while long.md's chunks are written (the second file by name), then
+    `ingest` again once it is back."""
     with scratch_postgres_server() as server:
         with psycopg.connect(server.get_uri(), autocommit=True) as conn:
             conn.execute("CREATE DATABASE dies")
@@ -244,19 +257,18 @@ def test_a_database_that_dies_mid_ingest_ends_the_command_with_one_line_and_noth
             monkeypatch.setenv(name, value)
         monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
         monkeypatch.delenv("AZURE_OPENAI_ENDPOINT", raising=False)
-        monkeypatch.setenv("INGEST_CONCURRENCY", "1")  # one file at a time: "the second document" is well defined
+        monkeypatch.setenv("INGEST_CONCURRENCY", str(concurrency))
         write(corpus_dir / "long.md", "# Long\n\n" + "A sentence about nothing much. " * 200)
         original = ingest_module.Ingestor._replace_document
         written: list[str] = []
 
-        async def dying_after_one_document(self, source, renamed_from, title, content_hash, access, rows):
-            if written:
+        async def dying_in_long_md(self, source, renamed_from, title, content_hash, access, rows):
+            if source.endswith("long.md"):
                 rows = KillsTheServer(rows, lambda: stop_immediately(server))
             await original(self, source, renamed_from, title, content_hash, access, rows)
             written.append(source)
 
-        monkeypatch.setattr(ingest_module.Ingestor, "_replace_document", dying_after_one_document)
-
+        monkeypatch.setattr(ingest_module.Ingestor, "_replace_document", dying_in_long_md)
         exit_code = cli.main(["ingest", str(corpus_dir)])
         out, err = capsys.readouterr()
 
@@ -264,20 +276,45 @@ def test_a_database_that_dies_mid_ingest_ends_the_command_with_one_line_and_noth
         with psycopg.connect(url) as conn:
             stored = conn.execute(
                 "SELECT d.source, count(c.id) FROM documents d LEFT JOIN chunks c ON c.document_id = d.id"
-                " GROUP BY d.source"
+                " GROUP BY d.source ORDER BY d.source"
             ).fetchall()
         monkeypatch.setattr(ingest_module.Ingestor, "_replace_document", original)
         again = cli.main(["ingest", str(corpus_dir)])
         again_out, _ = capsys.readouterr()
+    return settings, Outage(exit_code, out, err, stored, written, again, again_out)
 
-    assert exit_code == 3
-    assert out == ""
-    assert err.count("\n") == 1 and err.startswith("error: ingestion stopped: the database failed (")
-    assert "run the same command again" in err and "Traceback" not in err
+
+def assert_one_line_that_says_to_run_again(outage: Outage) -> None:
+    assert outage.exit_code == 3
+    assert outage.out == ""
+    assert outage.err.count("\n") == 1 and outage.err.startswith("error: ingestion stopped: the database failed (")
+    assert "run the same command again" in outage.err and "Traceback" not in outage.err
+
+
+def test_a_database_that_dies_mid_ingest_ends_the_command_with_one_line_and_nothing_half_written(
+    make_settings, corpus_dir, monkeypatch, capsys
+):
+    settings, outage = ingest_while_the_server_dies(make_settings, corpus_dir, monkeypatch, capsys, concurrency=1)
+
+    assert_one_line_that_says_to_run_again(outage)
     # The first document whole, the second (killed while its chunks were written) not at all.
-    assert [source for source, _ in stored] == written
-    assert stored[0][1] == expected_chunks(settings, corpus_dir, written[0])
-    assert again == 0 and "added 4, replaced 0, unchanged 1" in again_out  # the other four files
+    assert [source for source, _ in outage.stored] == outage.written == ["corpus/expenses.txt"]
+    assert outage.stored[0][1] == expected_chunks(settings, corpus_dir, outage.written[0])
+    assert outage.again_exit_code == 0 and "added 4, replaced 0, unchanged 1" in outage.again_out
+
+
+def test_a_database_that_dies_with_files_in_flight_leaves_every_document_whole_or_absent(
+    make_settings, corpus_dir, monkeypatch, capsys
+):
+    """Two files at once: the other file in flight fails or finishes with it, never half-written."""
+    settings, outage = ingest_while_the_server_dies(make_settings, corpus_dir, monkeypatch, capsys, concurrency=2)
+
+    assert_one_line_that_says_to_run_again(outage)
+    assert "corpus/long.md" not in [source for source, _ in outage.stored]
+    for source, chunks in outage.stored:
+        assert chunks == expected_chunks(settings, corpus_dir, source), source
+    assert outage.again_exit_code == 0
+    assert f"unchanged {len(outage.stored)}" in outage.again_out and "failed 0" in outage.again_out
 
 
 def settings_environment(settings) -> dict[str, str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import psycopg
@@ -38,19 +39,29 @@ def test_ingests_every_supported_format_with_embeddings(make_settings, corpus_di
     assert len(fake_openai.requests_to("/embeddings")) <= len(CORPUS)
 
 
-def test_files_ingested_at_once_are_reported_in_the_order_of_the_scan(make_settings, corpus_dir):
-    """With several files in flight the report still lists them as the folder is scanned (by name), not
-    as they happen to finish."""
-    serial = asyncio.run(ingest(make_settings(ingest_concurrency=1), [corpus_dir]))
-    for name in CORPUS:  # every file changes, so each is parsed, embedded and written again
-        (corpus_dir / name).write_text((corpus_dir / name).read_text() + "\n")
-    for name in ("aa-first.md", "zz-last.md"):
-        (corpus_dir / name).write_text(f"# {name}\n\nOne more note.\n")
-    concurrent = asyncio.run(ingest(make_settings(ingest_concurrency=4), [corpus_dir]))
+def test_files_ingested_at_once_are_reported_in_the_order_of_the_scan(make_settings, corpus_dir, monkeypatch):
+    """With several files in flight the report lists them as the folder is scanned (by name), not as
+    they finish: here the first file is held back until the others are written."""
+    (corpus_dir / "aa-first.md").write_text("# First\n\nThe first note, parsed slowly.\n")
+    parse, write = ingest_module.Ingestor._parse_into_chunks, ingest_module.Ingestor._replace_document
+    finished: list[str] = []
 
-    assert serial.added == sorted(serial.added) and len(serial.added) == len(CORPUS)
-    assert concurrent.replaced == serial.added
-    assert [source.rsplit("/", 1)[-1] for source in concurrent.added] == ["aa-first.md", "zz-last.md"]
+    def slow_for_the_first(self, path, data):
+        if path.name == "aa-first.md":
+            time.sleep(0.5)
+        return parse(self, path, data)
+
+    async def recording(self, source, *arguments):
+        await write(self, source, *arguments)
+        finished.append(source)
+
+    monkeypatch.setattr(ingest_module.Ingestor, "_parse_into_chunks", slow_for_the_first)
+    monkeypatch.setattr(ingest_module.Ingestor, "_replace_document", recording)
+    report = asyncio.run(ingest(make_settings(ingest_concurrency=3), [corpus_dir]))
+
+    assert finished[-1].endswith("aa-first.md")  # it did finish last...
+    assert report.added == sorted(report.added) and report.added[0].endswith("aa-first.md")  # ...and is listed first
+    assert len(report.added) == len(CORPUS) + 1
 
 
 def test_reingesting_unchanged_files_changes_nothing(make_settings, corpus_dir, database_url, fake_openai):

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from apps.chat.documents import DocumentError, Page, parse_document, split_into_chunks
+from apps.chat.services import build_services
 from apps.chat.settings import SettingsError, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
@@ -70,12 +71,12 @@ def test_keys_are_refused_with_azure_and_overlap_must_be_smaller_than_chunks():
         load_settings({"CHUNK_SIZE": "500", "CHUNK_OVERLAP": "500"})
 
 
-def test_more_files_in_flight_than_pooled_connections_is_refused():
-    with pytest.raises(SettingsError, match=r"INGEST_CONCURRENCY \(12\) must not exceed DB_POOL_MAX_SIZE \(10\)"):
-        load_settings({"INGEST_CONCURRENCY": "12"})
+def test_files_in_flight_are_checked_and_never_more_than_pooled_connections():
     with pytest.raises(SettingsError, match="INGEST_CONCURRENCY must be between 1 and 16"):
         load_settings({"INGEST_CONCURRENCY": "0"})
-    assert load_settings({"INGEST_CONCURRENCY": "12", "DB_POOL_MAX_SIZE": "12"}).ingest_concurrency == 12
+    settings = load_settings({"INGEST_CONCURRENCY": "8", "DB_POOL_MAX_SIZE": "3"})
+    assert build_services(settings).ingestor().concurrency == 3
+    assert build_services(load_settings({})).ingestor().concurrency == 2
 
 
 def test_chunks_overlap_stay_within_size_and_keep_their_page():

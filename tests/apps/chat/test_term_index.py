@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import threading
+import time
 
 import psycopg
 import pytest
@@ -80,6 +82,50 @@ def test_the_index_stays_exact_when_files_are_ingested_and_replaced_at_once(make
     second = asyncio.run(ingest(settings, [folder]))
     assert (len(second.replaced), len(second.added), len(second.unchanged)) == (12, 12, 12)
     assert_index_matches_chunks(database_url)
+
+
+def test_an_ingestion_locks_the_statistics_only_once_its_term_rows_are_written(make_settings, corpus_dir, database_url):
+    """Migration 0007, what lets ingestions overlap: deleting no chunks (a new document's) takes no lock on
+    corpus_statistics, and a chunk insert that must wait for that lock already holds the term rows' table."""
+    asyncio.run(ingest(make_settings(), [corpus_dir]))
+    with (
+        psycopg.connect(database_url) as writer,
+        psycopg.connect(database_url) as other,
+        psycopg.connect(database_url, autocommit=True) as observer,
+    ):
+        writer.execute("DELETE FROM chunks WHERE document_id = -1")  # its transaction stays open
+        other.execute("SELECT 1 FROM corpus_statistics FOR UPDATE NOWAIT")  # LockNotAvailable if it were held
+        writer.rollback()  # `other` now holds the lock, in its open transaction
+
+        (document_id,) = writer.execute("SELECT id FROM documents LIMIT 1").fetchone()
+        writer_pid = writer.info.backend_pid
+        writer.execute("SET lock_timeout = '10s'")
+        inserting = threading.Thread(
+            target=writer.execute,
+            args=(
+                "INSERT INTO chunks (document_id, ordinal, page, content) VALUES (%s, 9999, 1, 'zeppelin')",
+                (document_id,),
+            ),
+        )
+        inserting.start()
+        try:
+            for _ in range(500):  # until the insert waits for the lock
+                waiting = observer.execute(
+                    "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", (writer_pid,)
+                ).fetchone()
+                if waiting and waiting[0]:
+                    break
+                time.sleep(0.01)
+            held = observer.execute(
+                "SELECT mode FROM pg_locks WHERE pid = %s AND relation = 'chunk_terms'::regclass AND granted",
+                (writer_pid,),
+            ).fetchall()
+        finally:
+            other.rollback()
+            inserting.join()
+        assert waiting == (True,)
+        assert ("RowExclusiveLock",) in held  # its term rows were written before it waited
+        writer.rollback()
 
 
 TEXTS = [
