@@ -65,7 +65,6 @@ import re
 import sys
 import time
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +77,14 @@ from apps.chat.database import Database, start_embedded_postgres
 from apps.chat.documents import Page, split_into_chunks
 from apps.chat.search import Searcher, SearchRequest
 from apps.chat.settings import Settings, load_settings
-from benchmarks.search_latency import PEER_CANDIDATES, PEER_TABLE, build_peer_table, peer_search
+from benchmarks.search_latency import (
+    PEER_CANDIDATES,
+    PEER_TABLE,
+    build_peer_table,
+    dedicated_database,
+    peer_search,
+    schema_digest,
+)
 
 MODES = ("hybrid", "text", "vectors")
 PEER_MODES = ("hybrid", "text", "vectors")  # the sample's modes, its statement from benchmarks/search_latency.py
@@ -222,17 +228,6 @@ def cached_embeddings(embedder, texts: list[str], cache_dir: Path, label: str) -
 # The app's database
 
 
-def schema_digest() -> str:
-    """A hash of the app's migrations: a database made under other migrations is not reused (a changed
-    migration is not applied again to a database that has recorded it)."""
-    folder = resources.files("apps.chat") / "migrations"
-    digest = hashlib.sha256()
-    for entry in sorted(folder.iterdir(), key=lambda entry: entry.name):
-        if entry.name.endswith(".sql"):
-            digest.update(entry.name.encode() + b"\x00" + entry.read_bytes() + b"\x00")
-    return digest.hexdigest()
-
-
 def data_set_fingerprint(collection: Collection, chunks: list[ChunkRow], embedder_name: str) -> str:
     """Identifies the rows this benchmark would load and the schema they go into: the chunk texts (so the
     corpus and the chunking), the documents' titles, the embedding model and the app's migrations."""
@@ -246,11 +241,7 @@ def data_set_fingerprint(collection: Collection, chunks: list[ChunkRow], embedde
 
 def database_for(server_uri: str, fingerprint: str) -> str:
     """The URI of this data set's own database on the server, created if missing."""
-    name = "retrieval_quality_" + fingerprint.removeprefix(FINGERPRINT_PREFIX)[:16]
-    with psycopg.connect(server_uri, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    return psycopg.conninfo.make_conninfo(server_uri, dbname=name)
+    return dedicated_database(server_uri, "retrieval_quality_" + fingerprint.removeprefix(FINGERPRINT_PREFIX)[:16])
 
 
 INSERT_DOCUMENTS_SQL = """

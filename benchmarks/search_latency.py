@@ -5,8 +5,9 @@
 Chunks are ~90 words drawn from a Zipf (English-like) word frequency distribution, so the common
 words of a query match tens of thousands of chunks; queries are 2 to 5 words drawn the same way.
 Embeddings are random unit vectors generated inside PostgreSQL (the benchmark measures the
-database query the app runs, not an embedding model). The data set is kept in --data-dir and
-reused by later runs with the same size. Search settings come from the environment as for the app
+database query the app runs, not an embedding model). The data set is kept in --data-dir, in a database
+of its own named by its fingerprint (the parameters and the app's migrations), and reused by later runs
+while those stay the same; a new fingerprint drops the old data set's database. Search settings come from the environment as for the app
 (e.g. TEXT_SEARCH_CANDIDATE_LIMIT, SEARCH_CANDIDATES, HNSW_EF_SEARCH).
 
 --compare also copies the same rows into a second table shaped like the one of the
@@ -28,6 +29,7 @@ import random
 import statistics
 import sys
 import time
+from importlib import resources
 from pathlib import Path
 
 import psycopg
@@ -61,6 +63,8 @@ receipt approval laptop encryption parking meeting deadline invoice
 """.split()  # noqa: SIM905 - a word list reads best as text
 
 CHUNKS_PER_DOCUMENT = 100
+# Each data set gets a database of its own on the benchmark's server, named by its fingerprint.
+DATABASE_PREFIX = "search_latency_"
 DATA_SET_VERSION = 2  # part of the fingerprint: a change to what build_data_set stores rebuilds old data sets
 # Who the search runs as (--caller). Every document of the data set is unrestricted, so both read all of
 # them; the user's reads go through the row-level security policies' check of each chunk's document,
@@ -99,9 +103,40 @@ class ZipfWords:
         return chosen
 
 
+def schema_digest() -> str:
+    """A hash of the app's migrations: a database made under other migrations is not reused (a changed
+    migration is not applied again to a database that has recorded it)."""
+    folder = resources.files("apps.chat") / "migrations"
+    digest = hashlib.sha256()
+    for entry in sorted(folder.iterdir(), key=lambda entry: entry.name):
+        if entry.name.endswith(".sql"):
+            digest.update(entry.name.encode() + b"\x00" + entry.read_bytes() + b"\x00")
+    return digest.hexdigest()
+
+
+def dedicated_database(server_uri: str, name: str, *, replacing: str | None = None) -> str:
+    """The URI of database `name` on the server, created if missing, so that the app's migrations make its
+    schema afresh (a database that recorded a migration never runs a changed one). With `replacing`, the
+    other databases whose names start with it are dropped first: an old data set's database holds gigabytes."""
+    with psycopg.connect(server_uri, autocommit=True) as conn:
+        if replacing:
+            stale = conn.execute(
+                "SELECT datname FROM pg_database WHERE starts_with(datname, %s) AND datname <> %s", (replacing, name)
+            ).fetchall()
+            for (old,) in stale:
+                conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(old)))
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return psycopg.conninfo.make_conninfo(server_uri, dbname=name)
+
+
 def data_set_fingerprint(chunks: int, dimensions: int, seed: int, words: ZipfWords) -> str:
-    """Identifies what build_data_set would generate, so a data set made by other code is never reused."""
-    description = f"{DATA_SET_VERSION}|{chunks}|{dimensions}|{seed}|{CHUNKS_PER_DOCUMENT}|{' '.join(words.words)}"
+    """Identifies what build_data_set would generate and the schema it goes into, so a data set made by
+    other code, or under other migrations, is never reused."""
+    description = (
+        f"{DATA_SET_VERSION}|{chunks}|{dimensions}|{seed}|{CHUNKS_PER_DOCUMENT}|{' '.join(words.words)}"
+        f"|{schema_digest()}"
+    )
     return hashlib.sha256(description.encode()).hexdigest()[:16]
 
 
@@ -390,12 +425,14 @@ async def main(argv: list[str] | None = None) -> int:
     rng = random.Random(arguments.seed)
     words = ZipfWords(vocabulary(30_000), rng)
     data_dir = arguments.data_dir / f"{arguments.chunks}-{arguments.dimensions}"
+    fingerprint = data_set_fingerprint(arguments.chunks, arguments.dimensions, arguments.seed, words)
+    server_uri = start_local_server(data_dir, arguments.shared_buffers)
     settings = load_settings().model_copy(
         update={
             "embedding_dimensions": arguments.dimensions,
             "db_pool_min_size": 1,
             "db_pool_max_size": 2,
-            "database_url": start_local_server(data_dir, arguments.shared_buffers),
+            "database_url": dedicated_database(server_uri, DATABASE_PREFIX + fingerprint, replacing=DATABASE_PREFIX),
         }
     )
     database = Database(settings)
@@ -404,11 +441,13 @@ async def main(argv: list[str] | None = None) -> int:
     access = CALLERS[arguments.caller]
     try:
         await register_vector_async(admin)
-        fingerprint = data_set_fingerprint(arguments.chunks, arguments.dimensions, arguments.seed, words)
         await build_data_set(admin, arguments.chunks, arguments.dimensions, words, fingerprint)
         searcher = Searcher(database, settings.search_candidates, settings.text_search_candidate_limit)
+        # Drawn by a generator of their own: the same queries whether this run generated the data set or reused it.
+        query_rng = random.Random(arguments.seed + 1)
+        query_words = ZipfWords(words.words, query_rng)
         queries = [
-            (" ".join(words.distinct(rng.randint(2, 5))), random_vector(rng, arguments.dimensions))
+            (" ".join(query_words.distinct(query_rng.randint(2, 5))), random_vector(query_rng, arguments.dimensions))
             for _ in range(arguments.queries)
         ]
         matches = await match_counts(admin, [text for text, _ in queries[:200]])
