@@ -78,6 +78,7 @@ from apps.chat.documents import Page, split_into_chunks
 from apps.chat.search import Searcher, SearchRequest
 from apps.chat.settings import Settings, load_settings
 from benchmarks.search_latency import (
+    MODES,
     PEER_CANDIDATES,
     PEER_TABLE,
     build_peer_table,
@@ -86,8 +87,6 @@ from benchmarks.search_latency import (
     schema_digest,
 )
 
-MODES = ("hybrid", "text", "vectors")
-PEER_MODES = ("hybrid", "text", "vectors")  # the sample's modes, its statement from benchmarks/search_latency.py
 DEPTH = 100  # documents per query kept for Recall@100
 FINGERPRINT_PREFIX = "retrieval-quality:"
 DEFAULT_CACHE_DIR = Path("/tmp/aichat-retrieval-quality")
@@ -532,7 +531,7 @@ async def measure(
         try:
             sources = await prepare_peer_table(conn, embedder.dimensions, fingerprint, loaded)
             report.timings["peer table"] = time.perf_counter() - peer_started
-            for mode in PEER_MODES:
+            for mode in MODES:  # the sample's statement in each mode (search_latency.peer_statement)
                 mode_started = time.perf_counter()
                 run = await peer_run(conn, collection, query_vectors, sources, mode, top=candidates)
                 report.rows.append(row_for(f"peer {mode}", collection, run, time.perf_counter() - mode_started))

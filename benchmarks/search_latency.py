@@ -29,6 +29,7 @@ import random
 import statistics
 import sys
 import time
+from collections.abc import Awaitable
 from importlib import resources
 from pathlib import Path
 
@@ -63,6 +64,7 @@ receipt approval laptop encryption parking meeting deadline invoice
 """.split()  # noqa: SIM905 - a word list reads best as text
 
 CHUNKS_PER_DOCUMENT = 100
+MODES = ("hybrid", "text", "vectors")  # the search's retrieval modes, each timed on its own
 # Each data set gets a database of its own on the benchmark's server, named by its fingerprint.
 DATABASE_PREFIX = "search_latency_"
 DATA_SET_VERSION = 2  # part of the fingerprint: a change to what build_data_set stores rebuilds old data sets
@@ -283,17 +285,15 @@ async def compare(
     """Each mode's timings for this app and the sample, the two run one after the other for every query,
     which of them goes first alternating, so both see the same machine and caches."""
     results = {}
-    for mode in ("hybrid", "text", "vectors"):
+    for mode in MODES:
         ours, theirs = [], []
         for number, (text, embedding) in enumerate(queries):
             request = SearchRequest(text, top, 0.0, mode, embedding, access)
             for side in (0, 1) if number % 2 == 0 else (1, 0):
-                started = time.perf_counter()
                 if side == 0:
-                    await searcher.search(request)
+                    ours.append(await milliseconds(searcher.search(request)))
                 else:
-                    await peer_search(peer, mode, text, embedding, top)
-                (ours if side == 0 else theirs).append((time.perf_counter() - started) * 1000)
+                    theirs.append(await milliseconds(peer_search(peer, mode, text, embedding, top)))
         results[mode] = (ours, theirs)
     return results
 
@@ -335,13 +335,17 @@ def report_target(hybrid: list[float]) -> None:
 async def measure(
     searcher: Searcher, mode: str, queries: list[tuple[str, list[float]]], top: int, access: AccessFilter
 ) -> list[float]:
-    timings = []
-    for text, embedding in queries:
-        request = SearchRequest(text, top, 0.0, mode, embedding, access)
-        started = time.perf_counter()
-        await searcher.search(request)
-        timings.append((time.perf_counter() - started) * 1000)
-    return timings
+    return [
+        await milliseconds(searcher.search(SearchRequest(text, top, 0.0, mode, embedding, access)))
+        for text, embedding in queries
+    ]
+
+
+async def milliseconds(awaitable: Awaitable[object]) -> float:
+    """How long awaiting it took."""
+    started = time.perf_counter()
+    await awaitable
+    return (time.perf_counter() - started) * 1000
 
 
 async def prewarm(conn: psycopg.AsyncConnection, table: str) -> None:
@@ -376,7 +380,7 @@ async def run_comparison(
 ) -> int:
     """`peer`: the server's superuser; the sample's table has no row-level security to skip."""
     await prewarm(peer, PEER_TABLE)
-    for mode in ("hybrid", "text", "vectors"):  # warm caches and let psycopg prepare the statements
+    for mode in MODES:  # warm caches and let psycopg prepare the statements
         for text, embedding in queries[:50]:
             await peer_search(peer, mode, text, embedding, arguments.top)
     print(
@@ -463,14 +467,14 @@ async def main(argv: list[str] | None = None) -> int:
             await admin.execute(sql.SQL("VACUUM ANALYZE {}").format(sql.Identifier(table)))
         for table in ("chunks", "chunk_terms"):
             await prewarm(admin, table)
-        for mode in ("hybrid", "text", "vectors"):  # warm caches and prepared statements
+        for mode in MODES:  # warm caches and prepared statements
             await measure(searcher, mode, queries[:50], arguments.top, access)
         if arguments.compare:
             return await run_comparison(admin, searcher, queries, arguments)
         print(
             f"{arguments.chunks} chunks, {arguments.dimensions} dimensions, {len(queries)} queries, top {arguments.top}, one client"
         )
-        for mode in ("hybrid", "text", "vectors"):
+        for mode in MODES:
             timings = await measure(searcher, mode, queries, arguments.top, access)
             print(
                 f"  {mode:8s} p50 {percentile(timings, 0.50):6.2f} ms   p95 {percentile(timings, 0.95):6.2f} ms"
